@@ -1,0 +1,335 @@
+"""Flow: syllables onto the 16th-note grid, each attack placed sample-exactly.
+
+The attack point of a syllable is its vowel onset minus `ATTACK_LEAD_MS`: the vowel
+carries a syllable's rhythmic weight (its perceptual centre sits at the
+consonant-vowel transition), and the small lead covers the formant transition into
+the vowel. Onset consonants sound before the attack (up to `MAX_PRE_MS`, trimmed
+with a fade-in when longer). Each syllable then lasts until the next one begins:
+its vowel is shortened or lengthened by whole pitch periods (the voice has a
+constant F0, so a period-length crossfade splices without clicks) and whatever
+still does not fit is trimmed from the end under a fade-out.
+
+Grid positions are integers: `step` counts 16ths from the start of a bar, and a
+sample index is computed exactly from (bar, step, bpm, sr) with rational arithmetic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Sequence
+
+import numpy as np
+
+from dsp.phonetics import Word
+from dsp.voice import Synthesis
+
+ATTACK_LEAD_MS = 20.0  # attack = vowel onset - this
+MAX_PRE_MS = 90.0  # longest onset consonant run kept before the attack
+MAX_PRE_FRACTION = 0.45  # ...and at most this share of the gap since the previous attack
+MIN_VOWEL_MS = 35.0  # vowels are never shortened below this
+MAX_STRETCH = 2.5  # nor lengthened beyond this factor
+MAX_HOLD_BEATS = 1.5  # a bar's last syllable rings at most this long when nothing follows
+FADE_IN_MS = 2.0
+FADE_OUT_MS = 6.0
+OVERLAP_MS = 4.0  # consecutive syllables cross-fade over this much
+
+STEPS_PER_BEAT = 4
+_SLOT_VALUE = {"X": 3.0, "x": 2.0, "-": 0.0, ".": -4.0}
+_STRESS_ON_ACCENT = 2.0  # bonus: stressed syllable on an X slot
+_WEAK_ON_ACCENT = -1.0  # penalty: unstressed syllable on an X slot
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Which 16th-note steps of a bar syllables take.
+
+    `pattern` has one character per 16th: `X` accented slot, `x` slot, `-` optional
+    slot (taken only when a line has more syllables than X and x slots), `.` rest
+    (taken only as a last resort). Its length fixes the bar: 16 for 4/4, 12 for 3/4.
+    The last X or x is where the bar's final (rhyme) syllable lands.
+    """
+
+    name: str
+    pattern: str
+    description: str = ""
+    accent_db: float = 2.0
+
+    def __post_init__(self) -> None:
+        bad = sorted(set(self.pattern) - set(_SLOT_VALUE))
+        if bad:
+            raise ValueError(f"flow {self.name!r}: pattern has {bad!r}; use only X (accent), x (slot), - (optional), . (rest)")
+        if len(self.pattern) % STEPS_PER_BEAT or not self.pattern:
+            raise ValueError(f"flow {self.name!r}: pattern has {len(self.pattern)} steps; it needs a whole number of beats (16 for 4/4, 12 for 3/4)")
+        if not any(c in "Xx" for c in self.pattern):
+            raise ValueError(f"flow {self.name!r}: pattern has no X or x slot")
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict) -> "Flow":
+        """Build from a TOML table; an unknown key is an error that names the valid ones."""
+        fields = {"pattern": str, "description": str, "accent_db": (int, float)}
+        for key, value in data.items():
+            if key not in fields:
+                raise ValueError(f"flow {name!r}: unknown key {key!r}; valid keys: {', '.join(fields)}")
+            if not isinstance(value, fields[key]) or isinstance(value, bool):
+                raise ValueError(f"flow {name!r}: {key} must be a {'number' if key == 'accent_db' else 'string'}, got {value!r}")
+        if "pattern" not in data:
+            raise ValueError(f"flow {name!r}: missing key 'pattern'")
+        return cls(name=name, pattern=data["pattern"], description=data.get("description", ""),
+                   accent_db=float(data.get("accent_db", 2.0)))
+
+    @property
+    def steps_per_bar(self) -> int:
+        return len(self.pattern)
+
+    @property
+    def beats_per_bar(self) -> int:
+        return len(self.pattern) // STEPS_PER_BEAT
+
+    @property
+    def capacity(self) -> int:
+        """Most syllables a bar holds without using rests."""
+        return sum(c != "." for c in self.pattern)
+
+    @property
+    def landing_step(self) -> int:
+        return max(i for i, c in enumerate(self.pattern) if c in "Xx")
+
+
+def assign_steps(stresses: Sequence[int], flow: Flow) -> list[int]:
+    """Choose a strictly increasing 16th step for each syllable of one bar.
+
+    Maximises the summed slot values (X > x > - > .), rewards stressed syllables on
+    accents, and puts the last syllable on the flow's landing step when it fits.
+    `stresses`: 0/1/2 per syllable. Raises ValueError if the bar cannot hold them.
+    """
+    n, S = len(stresses), flow.steps_per_bar
+    if n == 0:
+        return []
+    if n > S:
+        raise ValueError(f"{n} syllables do not fit one bar of {S} steps")
+    land = flow.landing_step if n <= flow.landing_step + 1 else S - 1
+
+    def value(i: int, j: int) -> float:
+        c = flow.pattern[j]
+        v = _SLOT_VALUE[c]
+        if c == "X":
+            v += _STRESS_ON_ACCENT if stresses[i] > 0 else _WEAK_ON_ACCENT
+        return v
+
+    NEG = -1e9
+    # best[i][j]: best score with syllable i on step j; i syllables before fit in j steps.
+    best = np.full((n, S), NEG)
+    back = np.zeros((n, S), dtype=int)
+    for j in range(S):
+        best[0, j] = value(0, j)
+    for i in range(1, n):
+        run_max, run_arg = NEG, -1
+        for j in range(i, S):
+            if best[i - 1, j - 1] > run_max:
+                run_max, run_arg = best[i - 1, j - 1], j - 1
+            if run_max > NEG:
+                best[i, j] = run_max + value(i, j)
+                back[i, j] = run_arg
+    steps = [land]
+    for i in range(n - 1, 0, -1):
+        steps.append(int(back[i, steps[-1]]))
+    return steps[::-1]
+
+
+def split_line(words: Sequence[Word], capacity: int) -> list[list[Word]]:
+    """Split a line that has more syllables than a bar holds into balanced bars at word breaks."""
+    total = sum(len(w.syllables) for w in words)
+    if total <= capacity:
+        return [list(words)]
+    n_bars = -(-total // capacity)
+    bars: list[list[Word]] = [[]]
+    count = 0
+    target = total / n_bars
+    for w in words:
+        k = len(w.syllables)
+        if bars[-1] and (count + k > capacity or (count >= target * len(bars) - k / 2 and len(bars) < n_bars)):
+            bars.append([])
+        bars[-1].append(w)
+        count += k
+    if any(sum(len(w.syllables) for w in bar) > capacity for bar in bars):
+        raise ValueError(f"a word has more syllables than a bar holds ({capacity})")
+    return bars
+
+
+def beat_to_sample(beat: Fraction | int, bpm: float, sr: int) -> int:
+    """Sample index of `beat` (counted from 0 at sample 0), rounded to the nearest sample."""
+    return round(Fraction(beat) * 60 * sr / Fraction(str(bpm)))
+
+
+@dataclass(frozen=True)
+class PlacedSyllable:
+    """One performed syllable: where it is in the text and on the grid, and in samples."""
+
+    bar: int
+    step: int  # 16ths from the start of the bar
+    word_index: int  # in its bar
+    word: str
+    syllable_index: int  # in its word
+    phones: tuple[str, ...]
+    stress: int
+    beat: Fraction  # from the start of the performance
+    attack_sample: int
+    vowel_sample: int  # = attack_sample + lead
+    end_sample: int  # where its audio ends
+
+    def attack_s(self, sr: int) -> float:
+        return self.attack_sample / sr
+
+
+@dataclass(frozen=True)
+class Performance:
+    """A rendered verse: mono float32 audio, its syllables, and the grid it follows."""
+
+    audio: np.ndarray  # (n_samples,) float32
+    sr: int
+    bpm: float
+    flow: Flow
+    bars: tuple[tuple[Word, ...], ...]
+    syllables: tuple[PlacedSyllable, ...]
+    start_beat: Fraction
+
+
+def _ms(ms: float, sr: int) -> int:
+    return int(round(ms * sr / 1000.0))
+
+
+def pitch_period(vowel: np.ndarray, sr: int, f0_min_hz: float = 60.0, f0_max_hz: float = 400.0) -> int:
+    """Pitch period in samples of a steady voiced segment (autocorrelation peak); 0 if unvoiced."""
+    lo, hi = int(sr / f0_max_hz), int(sr / f0_min_hz)
+    if len(vowel) < 2 * hi:
+        return 0
+    x = vowel - vowel.mean()
+    ac = np.correlate(x[: 2 * hi], x[: 2 * hi], mode="full")[2 * hi - 1:]
+    if ac[0] <= 0:
+        return 0
+    lag = lo + int(np.argmax(ac[lo:hi]))
+    return lag if ac[lag] > 0.3 * ac[0] else 0
+
+
+def _crossfade_join(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """a then b, overlapping by n samples under an equal-power crossfade."""
+    n = min(n, len(a), len(b))
+    if n <= 0:
+        return np.concatenate([a, b])
+    t = np.linspace(0.0, np.pi / 2, n, dtype=np.float32)
+    mid = a[-n:] * np.cos(t) + b[:n] * np.sin(t)
+    return np.concatenate([a[:-n], mid, b[n:]])
+
+
+def fit_vowel(vowel: np.ndarray, target_len: int, sr: int) -> np.ndarray:
+    """Lengthen or shorten a steady vowel towards `target_len` samples by whole pitch periods.
+
+    Cuts or repeats periods around the middle, joined with a one-period crossfade. The
+    result is within one period of the target (the caller trims the tail exactly);
+    an unvoiced or very short vowel is returned unchanged.
+    """
+    n = len(vowel)
+    period = pitch_period(vowel, sr)
+    if period == 0 or n < 4 * period or abs(target_len - n) < period:
+        return vowel
+    mid = n // 2
+    k = int(round((target_len - n) / period))
+    if k < 0:
+        k = max(k, -((n - 3 * period) // period))
+        cut = -k * period
+        a = mid - cut // 2
+        return _crossfade_join(vowel[: a + period], vowel[a + cut :], period)
+    # Repeat a two-period loop from the middle until k periods are added.
+    out = vowel[: mid + period]
+    loop = vowel[mid - period : mid + period]
+    added = 0
+    while added < k:
+        take = min(2, k - added)
+        out = _crossfade_join(out, loop[: take * period + period], period)
+        added += take
+    return _crossfade_join(out, vowel[mid:], period)
+
+
+def _fade(piece: np.ndarray, n_in: int, n_out: int) -> np.ndarray:
+    piece = piece.copy()
+    n_in, n_out = min(n_in, len(piece)), min(n_out, len(piece))
+    if n_in:
+        piece[:n_in] *= np.linspace(0.0, 1.0, n_in, endpoint=False, dtype=np.float32)
+    if n_out:
+        piece[len(piece) - n_out :] *= np.linspace(1.0, 0.0, n_out, dtype=np.float32)
+    return piece
+
+
+def perform(
+    bars: Sequence[Sequence[Word]],
+    syntheses: Sequence[Synthesis],
+    flow: Flow,
+    bpm: float,
+    start_beat: Fraction | int = 0,
+    tail_s: float = 1.0,
+) -> Performance:
+    """Place every syllable of `bars` (one Synthesis per bar) on the flow's grid.
+
+    Bar b starts at beat `start_beat + b * flow.beats_per_bar`; a syllable on step s
+    of bar b has its attack at `beat_to_sample(bar_beat + s/4, bpm, sr)`, exactly.
+    Returns the audio (sample 0 = beat 0) and every syllable's placement.
+    """
+    if not syntheses:
+        raise ValueError("nothing to perform")
+    sr = syntheses[0].sr
+    start_beat = Fraction(start_beat)
+    lead = _ms(ATTACK_LEAD_MS, sr)
+
+    plan = []  # (bar, step, word_index, word, syllable_index, syllable, SyllableAudio, synthesis)
+    for b, (words, syn) in enumerate(zip(bars, syntheses)):
+        stresses = [s.stress for w in words for s in w.syllables]
+        steps = iter(assign_steps(stresses, flow))
+        spoken = [w for w in words if w.syllables]
+        for wi, (w, positions) in enumerate(zip(spoken, syn.words)):
+            for si, (syl, pos) in enumerate(zip(w.syllables, positions)):
+                plan.append((b, next(steps), wi, w, si, syl, pos, syn))
+
+    attacks, beats = [], []
+    for b, step, *_ in plan:
+        beat = start_beat + b * flow.beats_per_bar + Fraction(step, STEPS_PER_BEAT)
+        beats.append(beat)
+        attacks.append(beat_to_sample(beat, bpm, sr))
+
+    # Onset consonants kept before each attack.
+    pres = []
+    for k, (*_, pos, syn) in enumerate(plan):
+        gap = attacks[k] - attacks[k - 1] if k else 10**9
+        pres.append(min(pos.vowel_onset - pos.start, _ms(MAX_PRE_MS, sr), int(MAX_PRE_FRACTION * gap)))
+
+    end_beat = start_beat + len(bars) * flow.beats_per_bar
+    n_total = max(beat_to_sample(end_beat, bpm, sr), attacks[-1] + lead) + int(tail_s * sr)
+    out = np.zeros(n_total, dtype=np.float32)
+    placed = []
+    hold = beat_to_sample(Fraction(MAX_HOLD_BEATS), bpm, sr)
+    for k, (b, step, wi, w, si, syl, pos, syn) in enumerate(plan):
+        x = syn.audio
+        v_out = attacks[k] + lead
+        if k + 1 < len(plan):
+            avail = attacks[k + 1] + lead - pres[k + 1] - v_out + _ms(OVERLAP_MS, sr)
+            avail = min(avail, hold) if plan[k + 1][0] != b else avail
+        else:
+            avail = hold
+        head = x[pos.vowel_onset - pres[k] : pos.vowel_onset]
+        vowel = x[pos.vowel_onset : pos.coda_onset]
+        coda = x[pos.coda_onset : pos.end]
+        min_vowel = min(len(vowel), _ms(MIN_VOWEL_MS, sr))
+        target = int(np.clip(avail - len(coda), min_vowel, max(len(vowel) * MAX_STRETCH, min_vowel)))
+        body = np.concatenate([fit_vowel(vowel, target, sr), coda])[: max(avail, 1)]
+        trimmed_head = pres[k] < pos.vowel_onset - pos.start
+        piece = _fade(np.concatenate([head, body]), _ms(FADE_IN_MS * (4 if trimmed_head else 1), sr), _ms(FADE_OUT_MS, sr))
+        if flow.pattern[step] == "X" and flow.accent_db:
+            piece *= np.float32(10 ** (flow.accent_db / 20))
+        start = v_out - pres[k]
+        if start < 0:  # a pickup before sample 0: keep what falls inside the take
+            piece = _fade(piece[-start:], _ms(FADE_IN_MS, sr), 0)
+            start = 0
+        end = min(start + len(piece), n_total)
+        out[start:end] += piece[: end - start]
+        placed.append(PlacedSyllable(b, step, wi, w.text, si, syl.phones, syl.stress, beats[k],
+                                     attacks[k], v_out, end))
+    return Performance(out, sr, bpm, flow, tuple(tuple(w) for w in bars), tuple(placed), start_beat)

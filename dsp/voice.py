@@ -1,0 +1,209 @@
+"""Voice: ARPAbet words to audio with sample positions for every phone and syllable.
+
+espeak-ng speaks our own pronunciations (given as [[phoneme]] input), so the
+syllables the flow places are exactly the syllables the audio contains. The
+pitch range is 0 by default: a constant F0, which makes every vowel periodic
+and lets `dsp.flow` stretch it by whole pitch periods.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from dsp import espeak
+from dsp.phonetics import Word, syllabify
+
+VOICE_SR = 22050  # espeak-ng's native rate, Hz
+
+# ARPAbet to espeak-ng en-us mnemonics (stress marks are added per syllable).
+_ARPA_TO_ESPEAK = {
+    "AA": "A:", "AE": "a", "AH": "V", "AO": "O:", "AW": "aU", "AY": "aI", "EH": "E", "ER": "3:",
+    "EY": "eI", "IH": "I", "IY": "i:", "OW": "oU", "OY": "OI", "UH": "U", "UW": "u:",
+    "B": "b", "CH": "tS", "D": "d", "DH": "D", "F": "f", "G": "g", "HH": "h", "JH": "dZ",
+    "K": "k", "L": "l", "M": "m", "N": "n", "NG": "N", "P": "p", "R": "r", "S": "s", "SH": "S",
+    "T": "t", "TH": "T", "V": "v", "W": "w", "Y": "j", "Z": "z", "ZH": "Z",
+}
+_UNSTRESSED = {"AH": "@", "ER": "3"}  # reduced vowels sound right only in their own symbols
+
+
+@dataclass(frozen=True)
+class Voice:
+    """How cypher sounds. `name` is an espeak-ng language voice, `variant` one of its
+    voice variants (m1..m8, f1..f5, ...); `rate_wpm` is words per minute; `pitch` and
+    `pitch_range` are espeak's 0-100 scales (range 0 = constant F0)."""
+
+    name: str = "en-us"
+    variant: str = "m3"
+    rate_wpm: int = 175
+    pitch: int = 40
+    pitch_range: int = 0
+    gain_db: float = 0.0
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict) -> "Voice":
+        """Build from a voice preset table; errors name the preset, the key and what is valid."""
+        ranges = {"rate_wpm": (80, 450), "pitch": (0, 100), "pitch_range": (0, 100), "gain_db": (-24, 24)}
+        kwargs = {}
+        for key, value in data.items():
+            if key == "description":
+                continue
+            if key in ("name", "variant"):
+                if not isinstance(value, str):
+                    raise ValueError(f"voice {name!r}: {key} must be a string, got {value!r}")
+            elif key in ranges:
+                lo, hi = ranges[key]
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+                    raise ValueError(f"voice {name!r}: {key} must be a number in {lo}..{hi}, got {value!r}")
+                value = float(value) if key == "gain_db" else int(value)
+            else:
+                valid = ", ".join(["name", "variant", *ranges, "description"])
+                raise ValueError(f"voice {name!r}: unknown key {key!r}; valid keys: {valid}")
+            kwargs[key] = value
+        voice = cls(**kwargs)
+        if voice.variant and voice.variant not in variants():
+            raise ValueError(f"voice {name!r}: espeak-ng has no variant {voice.variant!r}; valid: {', '.join(variants())}")
+        if voice.name.lower() not in {lang.lower() for lang in languages()}:
+            raise ValueError(f"voice {name!r}: espeak-ng has no language voice {voice.name!r}; English ones: "
+                             + ", ".join(v for v in languages() if v.lower().startswith("en")))
+        return voice
+
+    @property
+    def espeak_voice(self) -> str:
+        return f"{self.name}+{self.variant}" if self.variant else self.name
+
+
+def _data_dir() -> Path:
+    import espeakng_loader
+
+    return Path(espeakng_loader.get_data_path())
+
+
+@functools.lru_cache(maxsize=1)
+def variants() -> list[str]:
+    """espeak-ng voice variants shipped with the bundled data (m1..m8, f1..f5, ...)."""
+    return sorted(p.name for p in (_data_dir() / "voices" / "!v").iterdir() if p.is_file())
+
+
+@functools.lru_cache(maxsize=1)
+def languages() -> list[str]:
+    """espeak-ng language voice names shipped with the bundled data (en-us, en, fr, ...)."""
+    return sorted({p.name for p in (_data_dir() / "lang").rglob("*") if p.is_file()})
+
+
+@dataclass(frozen=True)
+class SyllableAudio:
+    """Sample positions (in the synthesis) of one syllable: where its first phone starts,
+    where its vowel starts, where its coda starts (== vowel end) and where it ends."""
+
+    start: int
+    vowel_onset: int
+    coda_onset: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """A spoken line: mono float32 audio at `sr`, and for each word its syllables' positions."""
+
+    audio: np.ndarray  # (n_samples,) float32 in [-1, 1]
+    sr: int
+    words: tuple[tuple[SyllableAudio, ...], ...]
+
+
+def to_espeak(phones: Sequence[str]) -> str:
+    """ARPAbet with stress digits -> espeak-ng phoneme input for one word."""
+    out = []
+    for syl, stress in ((s, s.stress) for s in syllabify(phones)):
+        mark = {1: "'", 2: ","}.get(stress, "")
+        body = []
+        for i, ph in enumerate(syl.phones):
+            if i == syl.nucleus and stress == 0 and ph in _UNSTRESSED:
+                body.append(_UNSTRESSED[ph])
+            else:
+                body.append(_ARPA_TO_ESPEAK[ph])
+        out.append(mark + "".join(body))
+    return "".join(out)
+
+
+def _match_events(events: Sequence[espeak.PhonemeEvent], expected: Sequence[str], end: int) -> list[int]:
+    """Start sample of each expected phone, walking espeak's events in order.
+
+    espeak inserts pauses and occasionally splits or merges a phone; a phone it did not
+    report starts where the previous one did (zero length) so positions stay monotone.
+    """
+    starts = []
+    k = 0
+    names = [ev.name.lstrip("'," ) for ev in events]
+    last = 0
+    for ph in expected:
+        j = k
+        while j < len(events) and names[j] != ph:
+            j += 1
+        if j < len(events):
+            last = events[j].sample
+            k = j + 1
+        starts.append(min(last, end))
+    return starts
+
+
+def _expected_mnemonics(phones: Sequence[str]) -> list[str]:
+    out = []
+    for s in syllabify(phones):
+        for i, ph in enumerate(s.phones):
+            reduced = i == s.nucleus and s.stress == 0 and ph in _UNSTRESSED
+            out.append(_UNSTRESSED[ph] if reduced else _ARPA_TO_ESPEAK[ph])
+    return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _synth_line(line: tuple[tuple[str, ...], ...], voice: Voice, sr: int) -> Synthesis:
+    raw = espeak.synth(
+        "[[" + " ".join(to_espeak(phones) for phones in line) + "]]",
+        voice=voice.espeak_voice,
+        rate=voice.rate_wpm,
+        pitch=voice.pitch,
+        range=voice.pitch_range,
+    )
+    audio = raw.audio.astype(np.float32) / 32768.0
+    expected = [m for phones in line for m in _expected_mnemonics(phones)]
+    # The last phone ends where espeak's trailing pause begins.
+    pauses = [ev.sample for ev in raw.phonemes if ev.name.startswith("_") and ev.sample > 0]
+    end = pauses[-2] if len(pauses) >= 2 else len(audio)
+    starts = _match_events(raw.phonemes, expected, end)
+    first = starts[0] if starts else 0
+    audio = audio[first:end]
+    scale = sr / VOICE_SR
+    if sr != VOICE_SR:
+        import soxr
+
+        audio = soxr.resample(audio, VOICE_SR, sr).astype(np.float32)
+
+    def at(n: int) -> int:
+        return min(len(audio), int(round((n - first) * scale)))
+
+    words, i = [], 0
+    for phones in line:
+        sylls = []
+        for s in syllabify(phones):
+            n = len(s.phones)
+            nxt = starts[i + n] if i + n < len(starts) else end
+            coda = starts[i + s.nucleus + 1] if s.nucleus + 1 < n else nxt
+            sylls.append(SyllableAudio(at(starts[i]), at(starts[i + s.nucleus]), at(coda), at(nxt)))
+            i += n
+        words.append(tuple(sylls))
+    if voice.gain_db:
+        audio = audio * np.float32(10 ** (voice.gain_db / 20))
+    audio.setflags(write=False)
+    return Synthesis(audio, sr, tuple(words))
+
+
+def synthesize(words: Sequence[Word], voice: Voice = Voice(), sr: int = VOICE_SR) -> Synthesis:
+    """Speak `words` as one phrase: mono float32 audio at `sr` (espeak renders at
+    22050 Hz; other rates are resampled with soxr) and every syllable's sample
+    positions in it. Leading and trailing silence is cut. Cached per line and voice.
+    """
+    return _synth_line(tuple(w.phones for w in words if w.syllables), voice, sr)

@@ -1,0 +1,37 @@
+"""Presets shipped with cypher: TOML files, one folder per kind (flows, fx, voices, verses).
+
+Loading validates nothing but the TOML itself; each kind's dataclass checks its keys.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ROOT = Path(__file__).parent
+
+
+class PresetError(ValueError):
+    """A preset that does not exist or does not parse; the text says what is valid."""
+
+
+def names(kind: str) -> list[str]:
+    """Names of the shipped presets of one kind, sorted."""
+    return sorted(p.stem for p in (ROOT / kind).glob("*.toml"))
+
+
+def load(kind: str, name: str) -> dict:
+    """The parsed TOML of preset `name` of `kind`, or a path to a .toml file of that kind."""
+    path = Path(name) if name.endswith(".toml") else ROOT / kind / f"{name}.toml"
+    if not path.is_file():
+        valid = ", ".join(names(kind)) or "(none)"
+        raise PresetError(f"unknown {kind[:-1] if kind.endswith('s') else kind} {name!r}; valid names: {valid} (or a path to a .toml file)")
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise PresetError(f"{path}: not valid TOML: {e}") from None
