@@ -1,13 +1,21 @@
 """Flow: syllables onto the 16th-note grid, each attack placed sample-exactly.
 
-The attack point of a syllable is its vowel onset minus `ATTACK_LEAD_MS`: the vowel
-carries a syllable's rhythmic weight (its perceptual centre sits at the
-consonant-vowel transition), and the small lead covers the formant transition into
-the vowel. Onset consonants sound before the attack (up to `MAX_PRE_MS`, trimmed
-with a fade-in when longer). Each syllable then lasts until the next one begins:
-its vowel is shortened or lengthened by whole pitch periods (the voice has a
-constant F0, so a period-length crossfade splices without clicks) and whatever
-still does not fit is trimmed from the end under a fade-out.
+The attack point of a syllable is its acoustic onset, where a listener (and a DAW's
+transient detector) hears it begin: the centre of the first analysis frame
+(`dsp.onset`, 23 ms frames every 1.45 ms) whose log-mel energy rise reaches half
+of the strongest rise between the start of its kept onset consonants and 25 ms
+into its vowel. For a plosive that is the burst, for a vowel the vowel onset, for
+a fricative or nasal usually the consonant itself. A silent head falls back to the
+vowel onset minus `ATTACK_LEAD_MS`. The piece of audio is then placed so that this
+sample lands exactly on the syllable's grid sample.
+
+Onset consonants sound before the attack (at most `MAX_PRE_MS`, and at most a share
+of the time since the previous attack; longer runs are trimmed under a fade-in).
+Each syllable lasts until `GAP_MS` before the next one begins: its vowel is shortened
+or lengthened by whole pitch periods (the voice has a constant F0, so a one-period
+crossfade splices without clicks) and whatever still does not fit is trimmed from
+the end under a fade-out. The short gap keeps the delivery percussive and every
+attack clean.
 
 Grid positions are integers: `step` counts 16ths from the start of a bar, and a
 sample index is computed exactly from (bar, step, bpm, sr) with rational arithmetic.
@@ -20,18 +28,21 @@ from typing import Sequence
 
 import numpy as np
 
+from dsp.onset import frame_params, spectral_flux
 from dsp.phonetics import Word
 from dsp.voice import Synthesis
 
-ATTACK_LEAD_MS = 20.0  # attack = vowel onset - this
-MAX_PRE_MS = 90.0  # longest onset consonant run kept before the attack
+ATTACK_SEARCH_AFTER_MS = 25.0  # the attack is searched from a piece's start to this far into its vowel
+RISE_FRACTION = 0.5  # the attack frame's rise is at least this share of the strongest rise
+ATTACK_LEAD_MS = 20.0  # fallback attack (silent head): vowel onset - this
+MAX_PRE_MS = 50.0  # longest onset consonant run kept before the attack
 MAX_PRE_FRACTION = 0.45  # ...and at most this share of the gap since the previous attack
 MIN_VOWEL_MS = 35.0  # vowels are never shortened below this
 MAX_STRETCH = 2.5  # nor lengthened beyond this factor
 MAX_HOLD_BEATS = 1.5  # a bar's last syllable rings at most this long when nothing follows
 FADE_IN_MS = 2.0
 FADE_OUT_MS = 6.0
-OVERLAP_MS = 4.0  # consecutive syllables cross-fade over this much
+GAP_MS = 15.0  # each syllable ends this long before the next begins: a clean attack every time
 
 STEPS_PER_BEAT = 4
 _SLOT_VALUE = {"X": 3.0, "x": 2.0, "-": 0.0, ".": -4.0}
@@ -174,7 +185,7 @@ class PlacedSyllable:
     stress: int
     beat: Fraction  # from the start of the performance
     attack_sample: int
-    vowel_sample: int  # = attack_sample + lead
+    vowel_sample: int  # where its vowel begins
     end_sample: int  # where its audio ends
 
     def attack_s(self, sr: int) -> float:
@@ -198,19 +209,6 @@ def _ms(ms: float, sr: int) -> int:
     return int(round(ms * sr / 1000.0))
 
 
-def pitch_period(vowel: np.ndarray, sr: int, f0_min_hz: float = 60.0, f0_max_hz: float = 400.0) -> int:
-    """Pitch period in samples of a steady voiced segment (autocorrelation peak); 0 if unvoiced."""
-    lo, hi = int(sr / f0_max_hz), int(sr / f0_min_hz)
-    if len(vowel) < 2 * hi:
-        return 0
-    x = vowel - vowel.mean()
-    ac = np.correlate(x[: 2 * hi], x[: 2 * hi], mode="full")[2 * hi - 1:]
-    if ac[0] <= 0:
-        return 0
-    lag = lo + int(np.argmax(ac[lo:hi]))
-    return lag if ac[lag] > 0.3 * ac[0] else 0
-
-
 def _crossfade_join(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     """a then b, overlapping by n samples under an equal-power crossfade."""
     n = min(n, len(a), len(b))
@@ -221,15 +219,15 @@ def _crossfade_join(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([a[:-n], mid, b[n:]])
 
 
-def fit_vowel(vowel: np.ndarray, target_len: int, sr: int) -> np.ndarray:
+def fit_vowel(vowel: np.ndarray, target_len: int, period: int) -> np.ndarray:
     """Lengthen or shorten a steady vowel towards `target_len` samples by whole pitch periods.
 
-    Cuts or repeats periods around the middle, joined with a one-period crossfade. The
-    result is within one period of the target (the caller trims the tail exactly);
-    an unvoiced or very short vowel is returned unchanged.
+    `period`: the voice's pitch period in samples (0 when unknown). Cuts or repeats periods
+    around the middle, joined with a one-period crossfade. The result is within one period
+    of the target (the caller trims the tail exactly); a very short vowel, or one with no
+    known period, is returned unchanged.
     """
     n = len(vowel)
-    period = pitch_period(vowel, sr)
     if period == 0 or n < 4 * period or abs(target_len - n) < period:
         return vowel
     mid = n // 2
@@ -278,7 +276,6 @@ def perform(
         raise ValueError("nothing to perform")
     sr = syntheses[0].sr
     start_beat = Fraction(start_beat)
-    lead = _ms(ATTACK_LEAD_MS, sr)
 
     plan = []  # (bar, step, word_index, word, syllable_index, syllable, SyllableAudio, synthesis)
     for b, (words, syn) in enumerate(zip(bars, syntheses)):
@@ -295,36 +292,44 @@ def perform(
         beats.append(beat)
         attacks.append(beat_to_sample(beat, bpm, sr))
 
-    # Onset consonants kept before each attack.
-    pres = []
+    # Pass 1: each piece's head (kept onset consonants, then the start of the vowel), as
+    # it will sound after its fade-in, and where its attack is inside it.
+    heads, pres = [], []
+    search_after = _ms(ATTACK_SEARCH_AFTER_MS, sr)
+    tail = frame_params(sr)[0]
     for k, (*_, pos, syn) in enumerate(plan):
         gap = attacks[k] - attacks[k - 1] if k else 10**9
-        pres.append(min(pos.vowel_onset - pos.start, _ms(MAX_PRE_MS, sr), int(MAX_PRE_FRACTION * gap)))
+        pre = min(pos.vowel_onset - pos.start, _ms(MAX_PRE_MS, sr), int(MAX_PRE_FRACTION * gap))
+        pres.append(pre)
+        # Analyse past the search window and taper the end, so the cut adds no transient.
+        head = syn.audio[pos.vowel_onset - pre : min(pos.vowel_onset + search_after + tail, pos.end)]
+        heads.append(_fade(head, _fade_in(pre, pos, sr), tail))
+    offsets = attack_offsets(heads, pres, sr, search_after)
 
     end_beat = start_beat + len(bars) * flow.beats_per_bar
-    n_total = max(beat_to_sample(end_beat, bpm, sr), attacks[-1] + lead) + int(tail_s * sr)
+    n_total = beat_to_sample(end_beat, bpm, sr) + int(tail_s * sr)
     out = np.zeros(n_total, dtype=np.float32)
+    starts = [attacks[k] - offsets[k] for k in range(len(plan))]  # where each piece begins
     placed = []
     hold = beat_to_sample(Fraction(MAX_HOLD_BEATS), bpm, sr)
+    gap = _ms(GAP_MS, sr)
+    # Pass 2: fit each body (vowel and coda) into the time until the next piece begins.
     for k, (b, step, wi, w, si, syl, pos, syn) in enumerate(plan):
         x = syn.audio
-        v_out = attacks[k] + lead
-        if k + 1 < len(plan):
-            avail = attacks[k + 1] + lead - pres[k + 1] - v_out + _ms(OVERLAP_MS, sr)
-            avail = min(avail, hold) if plan[k + 1][0] != b else avail
-        else:
-            avail = hold
-        head = x[pos.vowel_onset - pres[k] : pos.vowel_onset]
+        v_out = starts[k] + pres[k]
+        avail = starts[k + 1] - v_out - gap if k + 1 < len(plan) else hold
+        if k + 1 < len(plan) and plan[k + 1][0] != b:
+            avail = min(avail, hold)
         vowel = x[pos.vowel_onset : pos.coda_onset]
         coda = x[pos.coda_onset : pos.end]
         min_vowel = min(len(vowel), _ms(MIN_VOWEL_MS, sr))
         target = int(np.clip(avail - len(coda), min_vowel, max(len(vowel) * MAX_STRETCH, min_vowel)))
-        body = np.concatenate([fit_vowel(vowel, target, sr), coda])[: max(avail, 1)]
-        trimmed_head = pres[k] < pos.vowel_onset - pos.start
-        piece = _fade(np.concatenate([head, body]), _ms(FADE_IN_MS * (4 if trimmed_head else 1), sr), _ms(FADE_OUT_MS, sr))
+        body = np.concatenate([fit_vowel(vowel, target, syn.period), coda])[: max(avail, 1)]
+        head = x[pos.vowel_onset - pres[k] : pos.vowel_onset]
+        piece = _fade(np.concatenate([head, body]), _fade_in(pres[k], pos, sr), _ms(FADE_OUT_MS, sr))
         if flow.pattern[step] == "X" and flow.accent_db:
             piece *= np.float32(10 ** (flow.accent_db / 20))
-        start = v_out - pres[k]
+        start = starts[k]
         if start < 0:  # a pickup before sample 0: keep what falls inside the take
             piece = _fade(piece[-start:], _ms(FADE_IN_MS, sr), 0)
             start = 0
@@ -333,3 +338,34 @@ def perform(
         placed.append(PlacedSyllable(b, step, wi, w.text, si, syl.phones, syl.stress, beats[k],
                                      attacks[k], v_out, end))
     return Performance(out, sr, bpm, flow, tuple(tuple(w) for w in bars), tuple(placed), start_beat)
+
+
+def _fade_in(pre: int, pos, sr: int) -> int:
+    # A consonant run cut short gets a longer fade, so the cut does not click.
+    return _ms(FADE_IN_MS * (4 if pre < pos.vowel_onset - pos.start else 1), sr)
+
+
+def attack_offsets(heads: Sequence[np.ndarray], vowel_at: Sequence[int], sr: int, search_after: int) -> list[int]:
+    """Attack of each piece head (its kept onset consonants, then its vowel), in samples from
+    its start, searched up to `search_after` samples past its vowel onset (`vowel_at`).
+
+    Falls back to vowel onset - ATTACK_LEAD_MS for a silent head.
+    """
+    if not heads:
+        return []
+    n = max(len(h) for h in heads)
+    batch = np.zeros((len(heads), n), dtype=np.float32)
+    for i, h in enumerate(heads):
+        batch[i, : len(h)] = h
+    flux, hop = spectral_flux(batch, sr)  # (B, T)
+    out = []
+    for i, (h, v) in enumerate(zip(heads, vowel_at)):
+        seg = flux[i, : max(1, min(len(h), v + search_after) // hop)]
+        if seg.size and seg.max() > 0:
+            # The first frame whose rise reaches RISE_FRACTION of the strongest: where
+            # the syllable's first strong transient begins.
+            t = int(np.flatnonzero(seg >= RISE_FRACTION * seg.max())[0])
+            out.append(min(t * hop, len(h)))
+        else:
+            out.append(max(0, v - _ms(ATTACK_LEAD_MS, sr)))
+    return out

@@ -221,7 +221,8 @@ _CODA_CLASS = {
 }
 
 
-def _slant(key: tuple[str, ...]) -> tuple[str, ...]:
+def slant_key(key: tuple[str, ...]) -> tuple[str, ...]:
+    """A rhyme key with consonants reduced to the classes a listener confuses at a line end."""
     return tuple(p if p in VOWELS else _CODA_CLASS.get(p, p) for p in key)
 
 
@@ -239,7 +240,7 @@ def rhymes(a: str | Word | Iterable[Word], b: str | Word | Iterable[Word], n_syl
     ka, kb = _key(pa, n_syllables), _key(pb, n_syllables)
     if ka == kb:
         return True
-    return slant and _slant(ka) == _slant(kb)
+    return slant and slant_key(ka) == slant_key(kb)
 
 
 def rhyme_density(text: str, window_words: int = 15) -> float:

@@ -112,6 +112,20 @@ class Synthesis:
     audio: np.ndarray  # (n_samples,) float32 in [-1, 1]
     sr: int
     words: tuple[tuple[SyllableAudio, ...], ...]
+    period: int = 0  # pitch period in samples (constant F0), 0 if unknown
+
+
+def pitch_period(voiced: np.ndarray, sr: int, f0_min_hz: float = 60.0, f0_max_hz: float = 400.0) -> int:
+    """Pitch period in samples of a steady voiced segment (autocorrelation peak); 0 if unvoiced."""
+    lo, hi = int(sr / f0_max_hz), int(sr / f0_min_hz)
+    if len(voiced) < 2 * hi:
+        return 0
+    x = voiced[: 2 * hi] - voiced[: 2 * hi].mean()
+    ac = np.correlate(x, x, mode="full")[2 * hi - 1 :]
+    if ac[0] <= 0:
+        return 0
+    lag = lo + int(np.argmax(ac[lo:hi]))
+    return lag if ac[lag] > 0.3 * ac[0] else 0
 
 
 def to_espeak(phones: Sequence[str]) -> str:
@@ -129,23 +143,25 @@ def to_espeak(phones: Sequence[str]) -> str:
     return "".join(out)
 
 
-def _match_events(events: Sequence[espeak.PhonemeEvent], expected: Sequence[str], end: int) -> list[int]:
-    """Start sample of each expected phone, walking espeak's events in order.
+def _base(name: str) -> str:
+    # espeak marks allophones it chose itself (t# is a flap): compare without marks.
+    return name.lstrip("',").rstrip("#")
 
-    espeak inserts pauses and occasionally splits or merges a phone; a phone it did not
-    report starts where the previous one did (zero length) so positions stay monotone.
+
+def _match_events(events: Sequence[espeak.PhonemeEvent], expected: Sequence[str], end: int) -> list[int]:
+    """Start sample of each expected phone, walking espeak's phone events in order.
+
+    espeak reports one event per phone we gave it, but may swap in an allophone (t -> t#)
+    or add a phone; so each expected phone takes the next event, unless the same phone
+    appears within the next two events (then the ones skipped were insertions).
     """
-    starts = []
-    k = 0
-    names = [ev.name.lstrip("'," ) for ev in events]
-    last = 0
+    evs = [(ev.sample, _base(ev.name)) for ev in events if not ev.name.startswith("_")]
+    starts, k, last = [], 0, 0
     for ph in expected:
-        j = k
-        while j < len(events) and names[j] != ph:
-            j += 1
-        if j < len(events):
-            last = events[j].sample
-            k = j + 1
+        want = _base(ph)
+        j = next((j for j in range(k, min(k + 3, len(evs))) if evs[j][1] == want), k)
+        if j < len(evs):
+            last, k = evs[j][0], j + 1
         starts.append(min(last, end))
     return starts
 
@@ -198,7 +214,10 @@ def _synth_line(line: tuple[tuple[str, ...], ...], voice: Voice, sr: int) -> Syn
     if voice.gain_db:
         audio = audio * np.float32(10 ** (voice.gain_db / 20))
     audio.setflags(write=False)
-    return Synthesis(audio, sr, tuple(words))
+    # Constant F0: one period serves every vowel; measure it on the longest one.
+    longest = max((s for w in words for s in w), key=lambda s: s.coda_onset - s.vowel_onset, default=None)
+    period = 0 if longest is None or voice.pitch_range else pitch_period(audio[longest.vowel_onset : longest.coda_onset], sr)
+    return Synthesis(audio, sr, tuple(words), period)
 
 
 def synthesize(words: Sequence[Word], voice: Voice = Voice(), sr: int = VOICE_SR) -> Synthesis:
@@ -207,3 +226,8 @@ def synthesize(words: Sequence[Word], voice: Voice = Voice(), sr: int = VOICE_SR
     positions in it. Leading and trailing silence is cut. Cached per line and voice.
     """
     return _synth_line(tuple(w.phones for w in words if w.syllables), voice, sr)
+
+
+def clear_cache() -> None:
+    """Forget synthesized lines (benchmarks measure cold renders)."""
+    _synth_line.cache_clear()

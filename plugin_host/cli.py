@@ -1,0 +1,171 @@
+"""The `cypher` command line. Exit codes: 0 ok, 2 bad input (one line naming the fix), 1 internal error."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import presets
+from plugin_host.errors import UsageError
+
+DESCRIPTION = """\
+cypher: a battle-rap partner that raps back on the beat.
+
+commands:
+  say TEXT --out F.wav   rap TEXT on the 16th-note grid into a WAV file
+  demo                   a full exchange over the built-in beat, written under takes/
+  bench NAME             measure speed and timing (voice), print a report or --json
+
+Bars are separated by " / " or newlines. Presets (flows, voices, fx) are the TOML
+files under presets/; pass a name or a path to a .toml file.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # noqa: D401 - argparse API
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _number(kind, name: str):
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+
+    return parse
+
+
+def _add_sound_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bpm", type=_number(float, "--bpm"), default=90.0, help="tempo in beats per minute, 40-240 (default 90)")
+    p.add_argument("--flow", default="boom-bap", help=f"flow template: {', '.join(presets.names('flows'))} (default boom-bap)")
+    p.add_argument("--voice", default="mc", help=f"voice preset: {', '.join(presets.names('voices'))} (default mc)")
+    p.add_argument("--fx", default="battle", help=f"effects chain: {', '.join(presets.names('fx'))} (default battle)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cypher", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    say = sub.add_parser("say", help="rap TEXT on the grid into a WAV file",
+                         description="Rap TEXT on the 16th-note grid of a flow and write a WAV (24-bit). "
+                                     "Sample 0 of the file is beat 1 of bar 1, so it drops into a DAW on the bar line.")
+    say.add_argument("text", metavar="TEXT", help='the lyrics; bars separated by " / " or newlines')
+    say.add_argument("--out", required=True, help="WAV file to write (written atomically)")
+    _add_sound_options(say)
+    say.add_argument("--sr", type=_number(int, "--sr"), default=44100, help="output sample rate in Hz (default 44100)")
+    say.add_argument("--beat", action="store_true", help="mix the built-in beat under the vocal")
+    say.add_argument("--dry", action="store_true", help="write the vocal before the effects chain")
+    say.add_argument("--json", action="store_true", help="print every syllable's start in samples, seconds and beats as JSON")
+
+    demo = sub.add_parser("demo", help="perform a battle exchange over the built-in beat into takes/",
+                          description="Perform a battle exchange over the built-in beat and write the mix, stems, "
+                                      "lyrics with timings and a picture of the flow into takes/demo-*/.")
+    demo.add_argument("--out", default="takes", help="folder that receives the demo-* take folder (default takes)")
+    demo.add_argument("--verses", default="demo", help="exchange preset under presets/verses (default demo)")
+    demo.add_argument("--bpm", type=_number(float, "--bpm"), help="tempo (default: the preset's)")
+    demo.add_argument("--json", action="store_true", help="print what was written as JSON")
+
+    bench = sub.add_parser("bench", help="measure speed and timing",
+                           description="Measure one part of cypher and report medians and ratios. "
+                                       "Exits 0 whether or not targets are met.")
+    bench.add_argument("name", choices=["voice"], help="voice: 4-bar render time and onset alignment")
+    bench.add_argument("--runs", type=_number(int, "--runs"), default=60, help="timed renders (default 60)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    return parser
+
+
+def _cmd_say(args) -> int:
+    from dsp.beat import render_beat
+    from plugin_host.files import check_writable, write_wav
+    from plugin_host.rap import bar_records, check_bpm, load_flow, load_fx, load_voice, rap, syllable_records
+
+    bpm = check_bpm(args.bpm)
+    if not 8000 <= args.sr <= 192000:
+        raise UsageError(f"--sr {args.sr} is outside 8000-192000 Hz; 44100 or 48000 suit most hosts")
+    if not args.text.strip():
+        raise UsageError("nothing to rap: TEXT is empty; give some words")
+    out = check_writable(args.out)
+    flow, voice, fx = load_flow(args.flow), load_voice(args.voice), load_fx(args.fx)
+    take = rap(args.text, bpm, flow, voice, fx, sr=args.sr)
+    audio = take.dry if args.dry else take.wet
+    if args.beat:
+        n_bars = len(take.performance.bars)
+        beat = render_beat(bpm, n_bars, args.sr, beats_per_bar=flow.beats_per_bar)
+        audio = audio.copy()
+        audio[: len(beat)] += beat
+    try:
+        write_wav(out, audio, args.sr)
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e.strerror}; choose another --out") from None
+    perf = take.performance
+    if args.json:
+        print(json.dumps({
+            "out": str(out), "sr": args.sr, "bpm": bpm, "flow": flow.name, "voice": args.voice, "fx": fx.name,
+            "dry": args.dry, "beat": args.beat, "n_samples": int(len(audio)),
+            "bars": bar_records(perf), "syllables": syllable_records(perf),
+            "latency_ms": {k: round(v, 2) for k, v in take.latency_ms.items()},
+        }))
+    else:
+        print(f"wrote {out}: {len(perf.bars)} bars, {len(perf.syllables)} syllables at {bpm:g} BPM "
+              f"({flow.name} flow, {args.voice} voice, {fx.name} fx)", file=sys.stderr)
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from plugin_host.demo import run_demo
+
+    result = run_demo(Path(args.out), args.verses, args.bpm)
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from plugin_host.bench import run_bench
+
+    if args.runs < 1:
+        raise UsageError("--runs must be at least 1")
+    report = run_bench(args.name, runs=args.runs)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report["metrics"].items():
+            target = report["targets"].get(key)
+            note = f"  (target {target['target']}: {'met' if target['met'] else 'NOT met'})" if target else ""
+            print(f"{key:32s} {value}{note}")
+    return 0
+
+
+COMMANDS = {"say": _cmd_say, "demo": _cmd_demo, "bench": _cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help(sys.stderr)
+            return 2
+        return COMMANDS[args.command](args)
+    except UsageError as e:
+        print(f"cypher: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cypher: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # an internal error: say so plainly; the traceback only with --debug
+        if debug or os.environ.get("CYPHER_DEBUG"):
+            traceback.print_exc()
+        print(f"cypher: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
