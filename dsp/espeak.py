@@ -22,6 +22,7 @@ _CHARS_UTF8 = 1
 _PHONEMES_INPUT = 0x100  # honour [[phoneme]] input
 _POS_CHARACTER = 1
 _PARAM = {"rate": 1, "volume": 2, "pitch": 3, "range": 4, "wordgap": 7}
+_DEFAULTS = {"rate": 175, "volume": 100, "pitch": 50, "range": 50, "wordgap": 0}
 
 EVENT_WORD = 1
 EVENT_END = 5
@@ -78,6 +79,7 @@ class _Espeak:
         self.lib.espeak_Initialize.restype = ctypes.c_int
         self.lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        self.lib.espeak_ng_SetVoiceByFile.argtypes = [ctypes.c_char_p]
         self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         self.lib.espeak_Synth.argtypes = [
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
@@ -97,7 +99,9 @@ class _Espeak:
         self._callback = _CALLBACK(self._on_audio)  # kept alive: the library holds the pointer
         self.lib.espeak_SetSynthCallback(self._callback)
         self._voice: str | None = None
-        self._params: dict[str, int] = {}
+        self._srand = ctypes.CDLL(None).srand
+        self._srand.argtypes = [ctypes.c_uint]
+        self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
 
     def _on_audio(self, wav, n_samples, events) -> int:
         if n_samples > 0:
@@ -111,15 +115,20 @@ class _Espeak:
         return 0
 
     def configure(self, voice: str, params: dict[str, int]) -> None:
+        """Select `voice` and set every parameter (absent ones to their defaults), so no
+        setting leaks from one request into the next."""
         if voice != self._voice:
-            if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                raise EspeakError(f"espeak-ng has no voice {voice!r}")
+            by_file = "/" in voice  # a voice file of our own (see dsp.voice)
+            load = self.lib.espeak_ng_SetVoiceByFile if by_file else self.lib.espeak_SetVoiceByName
+            if load(voice.encode()) != 0:
+                raise EspeakError(f"espeak-ng could not load voice {voice!r}")
             self._voice = voice
-            self._params = {}
-        for key, value in params.items():
-            if self._params.get(key) != value:
-                self.lib.espeak_SetParameter(_PARAM[key], int(value), 0)
-                self._params[key] = value
+        for key, default in _DEFAULTS.items():
+            self.lib.espeak_SetParameter(_PARAM[key], int(params.get(key, default)), 0)
+        # Breath and voicing noise come from espeak's own generator and libc's rand():
+        # seeding both per request makes a synthesis depend on its input alone.
+        self.lib.espeak_ng_SetRandSeed(1)
+        self._srand(1)
 
     def synth(self, text: str) -> RawSynthesis:
         self._chunks, self._events = [], []
@@ -159,7 +168,8 @@ def _run(fn, *args):
 
 
 def synth(text: str, voice: str = "en-us", **params: int) -> RawSynthesis:
-    """Synthesize `text` (may contain [[phoneme]] runs) with `voice` and espeak parameters
+    """Synthesize `text` (may contain [[phoneme]] runs) with `voice` (a name such as
+    "en-us+m3", or the path of a voice file, under 60 characters) and espeak parameters
     (rate in words per minute, pitch 0-100, range 0-100, volume 0-200, wordgap in 10 ms)."""
 
     def job():

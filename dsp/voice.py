@@ -8,6 +8,9 @@ and lets `dsp.flow` stretch it by whole pitch periods.
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import tempfile
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Sequence
@@ -71,10 +74,6 @@ class Voice:
                              + ", ".join(v for v in languages() if v.lower().startswith("en")))
         return voice
 
-    @property
-    def espeak_voice(self) -> str:
-        return f"{self.name}+{self.variant}" if self.variant else self.name
-
 
 def _data_dir() -> Path:
     import espeakng_loader
@@ -86,6 +85,38 @@ def _data_dir() -> Path:
 def variants() -> list[str]:
     """espeak-ng voice variants shipped with the bundled data (m1..m8, f1..f5, ...)."""
     return sorted(p.name for p in (_data_dir() / "voices" / "!v").iterdir() if p.is_file())
+
+
+@functools.lru_cache(maxsize=64)
+def voice_file(voice: "Voice") -> str:
+    """An espeak-ng voice file for `voice`: its language file, then its variant, with
+    flutter and roughness off when the pitch range is 0.
+
+    espeak's flutter (a slow pitch wobble) and roughness (a cycle-by-cycle modulation)
+    keep their phase from one request to the next; without them (and with the random
+    seeds reset per request, see dsp.espeak) the same words always give the same
+    samples, and F0 is truly constant. The file
+    lives in a short temporary path, as espeak-ng limits voice file names to 60 bytes.
+    """
+    lang = next((p for p in (_data_dir() / "lang").rglob("*") if p.is_file() and p.name.lower() == voice.name.lower()), None)
+    if lang is None:
+        raise ValueError(f"espeak-ng has no language voice {voice.name!r}")
+    lines = lang.read_text().splitlines()
+    if voice.variant:
+        variant = _data_dir() / "voices" / "!v" / voice.variant
+        lines += [ln for ln in variant.read_text().splitlines() if not ln.startswith(("name", "language"))]
+    if voice.pitch_range == 0:
+        lines += ["flutter 0", "roughness 0"]
+    text = "\n".join(lines) + "\n"
+    folder = Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())
+    folder = folder / f"cypher-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    folder.mkdir(exist_ok=True)
+    path = folder / hashlib.sha1(text.encode()).hexdigest()[:12]
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return str(path)
 
 
 @functools.lru_cache(maxsize=1)
@@ -115,17 +146,33 @@ class Synthesis:
     period: int = 0  # pitch period in samples (constant F0), 0 if unknown
 
 
-def pitch_period(voiced: np.ndarray, sr: int, f0_min_hz: float = 60.0, f0_max_hz: float = 400.0) -> int:
-    """Pitch period in samples of a steady voiced segment (autocorrelation peak); 0 if unvoiced."""
+def pitch_period(voiced: np.ndarray, sr: int, f0_min_hz: float = 50.0, f0_max_hz: float = 400.0,
+                 threshold: float = 0.15) -> int:
+    """Pitch period in samples of a steady voiced segment (YIN); 0 if it is not periodic.
+
+    YIN's cumulative-mean-normalised difference takes the first lag that dips below
+    `threshold`, so neither a formant ripple nor a multiple of the period wins.
+    """
     lo, hi = int(sr / f0_max_hz), int(sr / f0_min_hz)
     if len(voiced) < 2 * hi:
         return 0
-    x = voiced[: 2 * hi] - voiced[: 2 * hi].mean()
-    ac = np.correlate(x, x, mode="full")[2 * hi - 1 :]
-    if ac[0] <= 0:
-        return 0
-    lag = lo + int(np.argmax(ac[lo:hi]))
-    return lag if ac[lag] > 0.3 * ac[0] else 0
+    x = voiced[: 2 * hi].astype(np.float64)
+    w = hi  # integration window
+    energy = np.cumsum(np.concatenate([[0.0], x**2]))
+    e0 = energy[w] - energy[0]
+    ac = np.correlate(x, x[:w], mode="valid")[: hi + 1]  # (hi+1,) sum x[j] x[j+tau]
+    taus = np.arange(hi + 1)
+    d = e0 + (energy[taus + w] - energy[taus]) - 2 * ac  # (hi+1,) difference function
+    cmnd = np.ones_like(d)
+    cmnd[1:] = d[1:] * taus[1:] / np.maximum(np.cumsum(d[1:]), 1e-12)
+    below = np.flatnonzero(cmnd[lo:] < threshold)
+    if below.size == 0:
+        best = lo + int(np.argmin(cmnd[lo:]))
+        return best if cmnd[best] < 2 * threshold else 0
+    tau = lo + int(below[0])
+    while tau + 1 <= hi and cmnd[tau + 1] < cmnd[tau]:  # walk down to the dip's bottom
+        tau += 1
+    return tau
 
 
 def to_espeak(phones: Sequence[str]) -> str:
@@ -179,7 +226,7 @@ def _expected_mnemonics(phones: Sequence[str]) -> list[str]:
 def _synth_line(line: tuple[tuple[str, ...], ...], voice: Voice, sr: int) -> Synthesis:
     raw = espeak.synth(
         "[[" + " ".join(to_espeak(phones) for phones in line) + "]]",
-        voice=voice.espeak_voice,
+        voice=voice_file(voice),
         rate=voice.rate_wpm,
         pitch=voice.pitch,
         range=voice.pitch_range,
