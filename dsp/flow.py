@@ -42,12 +42,12 @@ MAX_STRETCH = 2.5  # nor lengthened beyond this factor
 MAX_HOLD_BEATS = 1.5  # a bar's last syllable rings at most this long when nothing follows
 FADE_IN_MS = 2.0
 FADE_OUT_MS = 6.0
-GAP_MS = 15.0  # each syllable ends this long before the next begins: a clean attack every time
+GAP_MS = 25.0  # each syllable ends this long before the next begins: a clean attack every time
 
 STEPS_PER_BEAT = 4
 _SLOT_VALUE = {"X": 3.0, "x": 2.0, "-": 0.0, ".": -4.0}
 _STRESS_ON_ACCENT = 2.0  # bonus: stressed syllable on an X slot
-_WEAK_ON_ACCENT = -1.0  # penalty: unstressed syllable on an X slot
+_WEAK_ON_ACCENT = -2.0  # penalty: unstressed syllable on an X slot (worth less than an x)
 
 
 @dataclass(frozen=True)
@@ -153,17 +153,20 @@ def split_line(words: Sequence[Word], capacity: int) -> list[list[Word]]:
     if total <= capacity:
         return [list(words)]
     n_bars = -(-total // capacity)
+    target = total / n_bars  # syllables per bar when balanced
     bars: list[list[Word]] = [[]]
-    count = 0
-    target = total / n_bars
+    in_bar = done = 0
     for w in words:
         k = len(w.syllables)
-        if bars[-1] and (count + k > capacity or (count >= target * len(bars) - k / 2 and len(bars) < n_bars)):
+        if k > capacity:
+            raise ValueError(f"{w.text!r} has {k} syllables, more than a bar holds ({capacity})")
+        past_balance = done + k / 2 > target * len(bars) and len(bars) < n_bars
+        if bars[-1] and (in_bar + k > capacity or past_balance):
             bars.append([])
+            in_bar = 0
         bars[-1].append(w)
-        count += k
-    if any(sum(len(w.syllables) for w in bar) > capacity for bar in bars):
-        raise ValueError(f"a word has more syllables than a bar holds ({capacity})")
+        in_bar += k
+        done += k
     return bars
 
 
@@ -185,6 +188,7 @@ class PlacedSyllable:
     stress: int
     beat: Fraction  # from the start of the performance
     attack_sample: int
+    start_sample: int  # where its audio begins (onset consonants come before the attack)
     vowel_sample: int  # where its vowel begins
     end_sample: int  # where its audio ends
 
@@ -210,12 +214,13 @@ def _ms(ms: float, sr: int) -> int:
 
 
 def _crossfade_join(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
-    """a then b, overlapping by n samples under an equal-power crossfade."""
+    """a then b, overlapping by n samples under a linear crossfade (the two sides are in
+    phase, a pitch period apart, so equal gain keeps the level constant)."""
     n = min(n, len(a), len(b))
     if n <= 0:
         return np.concatenate([a, b])
-    t = np.linspace(0.0, np.pi / 2, n, dtype=np.float32)
-    mid = a[-n:] * np.cos(t) + b[:n] * np.sin(t)
+    t = np.linspace(0.0, 1.0, n, dtype=np.float32)
+    mid = a[-n:] * (1.0 - t) + b[:n] * t
     return np.concatenate([a[:-n], mid, b[n:]])
 
 
@@ -237,14 +242,11 @@ def fit_vowel(vowel: np.ndarray, target_len: int, period: int) -> np.ndarray:
         cut = -k * period
         a = mid - cut // 2
         return _crossfade_join(vowel[: a + period], vowel[a + cut :], period)
-    # Repeat a two-period loop from the middle until k periods are added.
+    # Repeat the period before the middle: each join overlaps one period, adding one.
     out = vowel[: mid + period]
     loop = vowel[mid - period : mid + period]
-    added = 0
-    while added < k:
-        take = min(2, k - added)
-        out = _crossfade_join(out, loop[: take * period + period], period)
-        added += take
+    for _ in range(k):
+        out = _crossfade_join(out, loop, period)
     return _crossfade_join(out, vowel[mid:], period)
 
 
@@ -336,7 +338,7 @@ def perform(
         end = min(start + len(piece), n_total)
         out[start:end] += piece[: end - start]
         placed.append(PlacedSyllable(b, step, wi, w.text, si, syl.phones, syl.stress, beats[k],
-                                     attacks[k], v_out, end))
+                                     attacks[k], start, v_out, end))
     return Performance(out, sr, bpm, flow, tuple(tuple(w) for w in bars), tuple(placed), start_beat)
 
 
