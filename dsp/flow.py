@@ -224,25 +224,30 @@ def _crossfade_join(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([a[:-n], mid, b[n:]])
 
 
-def fit_vowel(vowel: np.ndarray, target_len: int, period: int) -> np.ndarray:
+def fit_vowel(vowel: np.ndarray, target_len: int, period: int, keep: int = 0) -> np.ndarray:
     """Lengthen or shorten a steady vowel towards `target_len` samples by whole pitch periods.
 
-    `period`: the voice's pitch period in samples (0 when unknown). Cuts or repeats periods
-    around the middle, joined with a one-period crossfade. The result is within one period
-    of the target (the caller trims the tail exactly); a very short vowel, or one with no
-    known period, is returned unchanged.
+    `period`: the voice's pitch period in samples (0 when unknown). Periods are cut or
+    repeated around the middle, but never within the first `keep` samples (where the
+    attack was measured), joined with a one-period crossfade. The result is within one
+    period of the target (the caller trims the tail exactly); a vowel too short to
+    splice, or with no known period, is returned unchanged.
     """
     n = len(vowel)
-    if period == 0 or n < 4 * period or abs(target_len - n) < period:
+    if period == 0 or abs(target_len - n) < period:
         return vowel
-    mid = n // 2
     k = int(round((target_len - n) / period))
     if k < 0:
-        k = max(k, -((n - 3 * period) // period))
         cut = -k * period
-        a = mid - cut // 2
+        a = max(keep, period, n // 2 - cut // 2)  # the cut is [a + period, a + period + cut)
+        cut = min(cut, (n - a - 2 * period) // period * period)
+        if cut <= 0:
+            return vowel
         return _crossfade_join(vowel[: a + period], vowel[a + cut :], period)
-    # Repeat the period before the middle: each join overlaps one period, adding one.
+    mid = max(n // 2, keep + period)
+    if mid + period > n:
+        return vowel
+    # Repeat the period before the splice point: each join overlaps one period, adding one.
     out = vowel[: mid + period]
     loop = vowel[mid - period : mid + period]
     for _ in range(k):
@@ -326,7 +331,7 @@ def perform(
         coda = x[pos.coda_onset : pos.end]
         min_vowel = min(len(vowel), _ms(MIN_VOWEL_MS, sr))
         target = int(np.clip(avail - len(coda), min_vowel, max(len(vowel) * MAX_STRETCH, min_vowel)))
-        body = np.concatenate([fit_vowel(vowel, target, syn.period), coda])[: max(avail, 1)]
+        body = np.concatenate([fit_vowel(vowel, target, syn.period, keep=search_after + tail), coda])[: max(avail, 1)]
         head = x[pos.vowel_onset - pres[k] : pos.vowel_onset]
         piece = _fade(np.concatenate([head, body]), _fade_in(pres[k], pos, sr), _ms(FADE_OUT_MS, sr))
         if flow.pattern[step] == "X" and flow.accent_db:

@@ -122,8 +122,15 @@ class FxChain:
         self.board = pedalboard.Pedalboard(plugins)
 
     def process(self, block: np.ndarray) -> np.ndarray:
-        """Process the next block of a stream. `block`: (n_samples,) or (n_channels, n_samples) float32."""
-        return self.board.process(np.asarray(block, dtype=np.float32), self.sr, reset=False)
+        """Process the next block of a stream. `block`: (n_samples,) or (n_channels, n_samples) float32.
+
+        Multichannel blocks must hold more samples than channels: pedalboard tells the
+        layout apart by which axis is shorter.
+        """
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim == 2 and block.shape[1] <= block.shape[0]:
+            raise ValueError(f"a {block.shape[0]}-channel block needs more than {block.shape[0]} samples, got {block.shape[1]}")
+        return self.board.process(block, self.sr, reset=False)
 
     def reset(self) -> None:
         self.board.reset()

@@ -55,11 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     say = sub.add_parser("say", help="rap TEXT on the grid into a WAV file",
                          description="Rap TEXT on the 16th-note grid of a flow and write a WAV (24-bit). "
-                                     "Sample 0 of the file is beat 1 of bar 1, so it drops into a DAW on the bar line.")
+                                     "Sample 0 of the file is beat 1 of bar 1 and the rap starts after --count-in "
+                                     "bars, so the file drops into a DAW on a bar line.")
     say.add_argument("text", metavar="TEXT", help='the lyrics; bars separated by " / " or newlines')
     say.add_argument("--out", required=True, help="WAV file to write (written atomically)")
     _add_sound_options(say)
     say.add_argument("--sr", type=_number(int, "--sr"), default=44100, help="output sample rate in Hz (default 44100)")
+    say.add_argument("--count-in", type=_number(int, "--count-in"), default=1, metavar="BARS",
+                     help="bars of silence (or beat) before the first bar, so its pickup consonants are "
+                          "not cut (default 1; with 0 the first syllable's lead-in is trimmed)")
     say.add_argument("--beat", action="store_true", help="mix the built-in beat under the vocal")
     say.add_argument("--dry", action="store_true", help="write the vocal before the effects chain")
     say.add_argument("--json", action="store_true", help="print every syllable's start in samples, seconds and beats as JSON")
@@ -91,12 +95,14 @@ def _cmd_say(args) -> int:
         raise UsageError(f"--sr {args.sr} is outside 8000-192000 Hz; 44100 or 48000 suit most hosts")
     if not args.text.strip():
         raise UsageError("nothing to rap: TEXT is empty; give some words")
+    if not 0 <= args.count_in <= 16:
+        raise UsageError(f"--count-in {args.count_in} is outside 0-16 bars")
     out = check_writable(args.out)
     flow, voice, fx = load_flow(args.flow), load_voice(args.voice), load_fx(args.fx)
-    take = rap(args.text, bpm, flow, voice, fx, sr=args.sr)
+    take = rap(args.text, bpm, flow, voice, fx, sr=args.sr, start_beat=args.count_in * flow.beats_per_bar)
     audio = take.dry if args.dry else take.wet
     if args.beat:
-        n_bars = len(take.performance.bars)
+        n_bars = args.count_in + len(take.performance.bars)
         beat = render_beat(bpm, n_bars, args.sr, beats_per_bar=flow.beats_per_bar)
         audio = audio.copy()
         audio[: len(beat)] += beat
@@ -108,7 +114,7 @@ def _cmd_say(args) -> int:
     if args.json:
         print(json.dumps({
             "out": str(out), "sr": args.sr, "bpm": bpm, "flow": flow.name, "voice": args.voice, "fx": fx.name,
-            "dry": args.dry, "beat": args.beat, "n_samples": int(len(audio)),
+            "dry": args.dry, "beat": args.beat, "count_in_bars": args.count_in, "n_samples": int(len(audio)),
             "bars": bar_records(perf), "syllables": syllable_records(perf),
             "latency_ms": {k: round(v, 2) for k, v in take.latency_ms.items()},
         }))
