@@ -1,12 +1,18 @@
 """The `cypher` command line. Exit codes: 0 ok, 2 bad input (one line naming the fix), 1 internal error."""
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import sys
-import traceback
-from pathlib import Path
+
+# One BLAS thread, set before numpy loads: idle BLAS workers spin on the cores that the
+# synth worker, the fx pipeline and (live) the audio callback need. Users may override.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import presets
 from plugin_host.errors import UsageError

@@ -56,6 +56,21 @@ def lines_to_bars(text: str, flow: Flow) -> list[list[phonetics.Word]]:
     return bars
 
 
+_chains: dict[tuple, FxChain] = {}
+
+
+def _chain(fx: FxPreset, sr: int, bpm: float) -> FxChain:
+    """A ready chain for this preset and rate, kept between takes: building one and its
+    first buffers cost more than processing a bar."""
+    key = (fx.name, repr(fx.effects), sr)
+    chain = _chains.get(key)
+    if chain is None:
+        chain = _chains[key] = FxChain(fx, sr, bpm)
+    elif chain.bpm != bpm:
+        chain.set_bpm(bpm)
+    return chain
+
+
 @dataclass(frozen=True)
 class Take:
     """A performed verse: the dry vocal, the vocal through the fx chain, and its timing."""
@@ -82,7 +97,7 @@ def rap(text: str, bpm: float, flow: Flow, voice: Voice, fx: FxPreset, sr: int =
     t2 = time.perf_counter()
     perf = perform(bars, syntheses, flow, bpm, start_beat=start_beat, tail_s=tail_s)
     t3 = time.perf_counter()
-    wet = FxChain(fx, sr, bpm)(perf.audio)
+    wet = _chain(fx, sr, bpm)(perf.audio)
     t4 = time.perf_counter()
     latency = {"phonetics": t1 - t0, "voice": t2 - t1, "flow": t3 - t2, "fx": t4 - t3, "total": t4 - t0}
     return Take(perf, perf.audio, wet, voice, fx, {k: v * 1000 for k, v in latency.items()})

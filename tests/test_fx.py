@@ -54,6 +54,15 @@ def test_delay_is_tempo_synced(bpm, beats):
     assert abs(peak - (100 + beats * 60 / bpm * SR)) <= 1
 
 
+def test_set_bpm_moves_the_delay():
+    preset = FxPreset.from_dict("echo", {"effect": [{"type": "delay", "beats": 1.0, "feedback": 0.0, "mix": 1.0}]})
+    chain = FxChain(preset, SR, 90.0)
+    chain.set_bpm(120.0)
+    impulse = np.zeros(SR, np.float32)
+    impulse[0] = 1.0
+    assert abs(int(np.argmax(np.abs(chain(impulse)))) - SR // 2) <= 1
+
+
 def test_every_effect_type_builds_with_defaults():
     for kind in EFFECTS:
         FxChain(FxPreset.from_dict("one", {"effect": [{"type": kind}]}), SR, 90.0)(np.zeros(512, np.float32))
