@@ -24,8 +24,6 @@ _POS_CHARACTER = 1
 _PARAM = {"rate": 1, "volume": 2, "pitch": 3, "range": 4, "wordgap": 7}
 _DEFAULTS = {"rate": 175, "volume": 100, "pitch": 50, "range": 50, "wordgap": 0}
 
-EVENT_WORD = 1
-EVENT_END = 5
 EVENT_PHONEME = 7
 
 

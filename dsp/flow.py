@@ -192,9 +192,6 @@ class PlacedSyllable:
     vowel_sample: int  # where its vowel begins
     end_sample: int  # where its audio ends
 
-    def attack_s(self, sr: int) -> float:
-        return self.attack_sample / sr
-
 
 @dataclass(frozen=True)
 class Performance:

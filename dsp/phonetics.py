@@ -23,9 +23,9 @@ _ONSETS = frozenset(
     for o in """
     P T K B D G F V TH DH S Z SH ZH HH CH JH M N L R W Y
     P R|T R|K R|B R|D R|G R|F R|TH R|SH R|P L|K L|B L|G L|F L|S L
-    S P|S T|S K|S M|S N|S W|S L|S F|T W|D W|K W|G W|TH W|SW W
-    P Y|B Y|K Y|F Y|M Y|V Y|HH Y|S K Y|S P Y|M Y|N Y|L Y|T Y|D Y|HH W
-    S P R|S T R|S K R|S P L|S K W|S K L|V R|V L|ZH W
+    S P|S T|S K|S M|S N|S W|S L|S F|T W|D W|K W|G W|TH W
+    P Y|B Y|K Y|F Y|M Y|V Y|HH Y|S K Y|S P Y|N Y|L Y|T Y|D Y|HH W
+    S P R|S T R|S K R|S P L|S K W|S K L|V R|V L
     """.replace("\n", "|").split("|")
     if o.strip()
 )

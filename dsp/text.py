@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen "
@@ -84,6 +85,8 @@ def normalize_words(text: str) -> list[str]:
     ['i', 'got', 'ninety', 'nine', 'problems', 'and', 'two', 'cars']
     """
     text = text.replace("\u2019", "'").replace("\u2018", "'")
+    # Accented Latin letters keep their base letter (café -> cafe); other scripts drop out.
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     text = _NUMBER.sub(_speak_number, text)
     for sym, word in _SYMBOL_WORDS.items():
         text = text.replace(sym, f" {word} ")

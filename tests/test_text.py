@@ -32,6 +32,10 @@ def test_emoji_and_punctuation_are_dropped():
     assert normalize_words("🔥🔥 yo!!! (what?) *mic drop* 💯") == ["yo", "what", "mic", "drop"]
 
 
+def test_accents_keep_their_letters():
+    assert normalize_words("Café naïve Beyoncé") == ["cafe", "naive", "beyonce"]
+
+
 def test_apostrophes():
     assert normalize_words("flexin' on 'em, don't 'quote' me") == ["flexin'", "on", "em", "don't", "quote", "me"]
 
