@@ -23,7 +23,9 @@ cypher: a battle-rap partner that raps back on the beat.
 commands:
   say TEXT --out F.wav   rap TEXT on the 16th-note grid into a WAV file
   demo                   a full exchange over the built-in beat, written under takes/
-  bench NAME             measure speed and timing (voice), print a report or --json
+  bench NAME             measure: voice (render time, onset alignment), pathstar
+  train pathstar         reproduce the path-star failure of next-token prediction
+                         (needs the training extra: pip install -e '.[train]')
 
 Bars are separated by " / " or newlines. Presets (flows, voices, fx) are the TOML
 files under presets/; pass a name or a path to a .toml file.
@@ -85,9 +87,35 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure speed and timing",
                            description="Measure one part of cypher and report medians and ratios. "
                                        "Exits 0 whether or not targets are met.")
-    bench.add_argument("name", choices=["voice"], help="voice: 4-bar render time and onset alignment")
-    bench.add_argument("--runs", type=_number(int, "--runs"), default=60, help="timed renders (default 60)")
+    bench.add_argument("name", choices=["voice", "pathstar"],
+                       help="voice: 4-bar render time and onset alignment; pathstar: path accuracy per objective")
+    bench.add_argument("--runs", type=_number(int, "--runs"), default=60, help="voice: timed renders (default 60)")
+    bench.add_argument("--size", choices=["tiny", "cpu", "paper"], default="tiny",
+                       help="pathstar: size to train and measure (default tiny)")
+    bench.add_argument("--from", dest="from_dir", metavar="DIR",
+                       help="pathstar: measure the checkpoints a `cypher train pathstar --out DIR` left, without training")
+    bench.add_argument("--out", metavar="DIR", help="pathstar: where runs and the curve plot go (default runs/pathstar-SIZE)")
+    bench.add_argument("--device", default="auto", help="pathstar: auto, cpu or cuda (default auto)")
     bench.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    train = sub.add_parser("train", help="train a model (needs the train extra)",
+                           description="Train a model. pathstar: the planning task of Bachmann & Nagarajan (2024) "
+                                       "with teacher-forced next-token, teacherless and reversed-target objectives "
+                                       "on one transformer; writes checkpoints, learning curves (JSON) and curves.png.")
+    train.add_argument("name", choices=["pathstar"], help="what to train")
+    train.add_argument("--size", choices=["tiny", "cpu", "paper"], default="tiny",
+                       help="tiny: seconds, checks the harness; cpu: a laptop; paper: G(2,5,50), 6x384 GPT, 200k graphs, for a GPU")
+    train.add_argument("--objective", choices=["next", "teacherless", "reverse", "all"], default="all")
+    for flag, kind, what in (("--deg", int, "arms d"), ("--path-len", int, "nodes on the path, source included"),
+                             ("--nodes", int, "node label range n"), ("--n-train", int, "training graphs"),
+                             ("--n-test", int, "fresh test graphs"), ("--epochs", int, "epochs"),
+                             ("--batch", int, "batch size"), ("--lr", float, "AdamW learning rate"),
+                             ("--layers", int, "transformer layers"), ("--width", int, "embedding width"),
+                             ("--heads", int, "attention heads")):
+        train.add_argument(flag, type=_number(kind, flag), help=f"{what} (default: the size's)")
+    train.add_argument("--seed", type=_number(int, "--seed"), default=0, help="data and init seed (default 0)")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    train.add_argument("--out", metavar="DIR", help="output folder (default runs/pathstar-SIZE); an unfinished run there resumes")
     return parser
 
 
@@ -144,7 +172,8 @@ def _cmd_bench(args) -> int:
 
     if args.runs < 1:
         raise UsageError("--runs must be at least 1")
-    report = run_bench(args.name, runs=args.runs)
+    report = run_bench(args.name, runs=args.runs, size=args.size, from_dir=args.from_dir, out=args.out,
+                       device=args.device)
     if args.json:
         print(json.dumps(report))
     else:
@@ -155,7 +184,14 @@ def _cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"say": _cmd_say, "demo": _cmd_demo, "bench": _cmd_bench}
+def _cmd_train(args) -> int:
+    from plugin_host.training import train_pathstar
+
+    train_pathstar(args)
+    return 0
+
+
+COMMANDS = {"say": _cmd_say, "demo": _cmd_demo, "bench": _cmd_bench, "train": _cmd_train}
 
 
 def main(argv: list[str] | None = None) -> int:

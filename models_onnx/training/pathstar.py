@@ -1,0 +1,233 @@
+"""Train and evaluate the path-star task with each objective (`cypher train pathstar`).
+
+Three sizes: `tiny` checks the harness end to end in seconds (CI), `cpu` is for a
+laptop, `paper` is Bachmann & Nagarajan's G(2,5,50) with a 6-layer, 384-wide, 6-head
+GPT on 200,000 graphs, for a GPU. Flags override a size's values.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from models_onnx.training.model import GPT, GPTConfig
+from models_onnx.training.objectives import decode, inputs_and_targets, loss
+from models_onnx.training.pathstar_task import PathStar
+
+SIZES = {
+    "tiny": dict(deg=2, path_len=4, nodes=20, n_layer=2, n_head=2, n_embd=64, n_train=3000, n_test=500,
+                 epochs=3, batch=128, lr=1e-3),
+    "cpu": dict(deg=2, path_len=4, nodes=50, n_layer=4, n_head=4, n_embd=128, n_train=50000, n_test=1000,
+                epochs=20, batch=256, lr=5e-4),
+    "paper": dict(deg=2, path_len=5, nodes=50, n_layer=6, n_head=6, n_embd=384, n_train=200000, n_test=2000,
+                  epochs=30, batch=256, lr=5e-4),
+}
+TEST_SEED_OFFSET = 1_000_003  # test graphs come from a different stream than training graphs
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    objective: str
+    deg: int
+    path_len: int
+    nodes: int
+    n_layer: int
+    n_head: int
+    n_embd: int
+    n_train: int
+    n_test: int
+    epochs: int
+    batch: int
+    lr: float
+    weight_decay: float = 0.01
+    seed: int = 0
+
+    @classmethod
+    def for_size(cls, size: str, objective: str, **overrides) -> "RunConfig":
+        values = dict(SIZES[size])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(objective=objective, **values)
+
+    @property
+    def task(self) -> PathStar:
+        return PathStar(self.deg, self.path_len, self.nodes)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu or auto")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def evaluate(model: GPT, task: PathStar, seqs: torch.Tensor, objective: str, batch: int = 1024) -> dict:
+    """Exact-match accuracy of whole paths, and accuracy of the first decision (the node
+    after the source), on `seqs` (N, L) with answers in the objective's order."""
+    model.eval()
+    exact, first = [], []
+    k = task.first_decision_index(objective == "reverse")
+    for i in range(0, len(seqs), batch):
+        chunk = seqs[i : i + batch]
+        pred = decode(model, chunk[:, : task.answer_start], task.path_len, objective, task.token("$"))
+        truth = chunk[:, task.answer_start :]
+        exact.append((pred == truth).all(dim=1))
+        first.append(pred[:, k] == truth[:, k])
+    model.train()
+    return {"exact": float(torch.cat(exact).float().mean()), "first": float(torch.cat(first).float().mean())}
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".part")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class _Progress:
+    """A one-line progress bar on stderr (updates in place on a terminal, every 10 % otherwise)."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total, self.label, self.t0, self.shown = total, label, time.time(), -1
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done: int, note: str = "") -> None:
+        tenth = 10 * done // self.total
+        if not self.tty and tenth == self.shown and done != self.total:
+            return
+        self.shown = tenth
+        bar = "#" * (30 * done // self.total)
+        eta = (time.time() - self.t0) / max(done, 1) * (self.total - done)
+        line = f"{self.label} [{bar:<30}] {done}/{self.total} {note} eta {eta:4.0f}s"
+        print(("\r" if self.tty else "") + line, end="" if self.tty and done < self.total else "\n",
+              file=sys.stderr, flush=True)
+
+
+def train(cfg: RunConfig, out_dir: Path, device: str = "auto", log=print) -> dict:
+    """Train one objective, evaluating on fresh graphs after every epoch.
+
+    Writes `out_dir/<objective>.pt` (model, optimiser, configs, curve; resumed from if it
+    exists with the same config) and `out_dir/<objective>.json` (the learning curve).
+    Returns the curve record.
+    """
+    dev = pick_device(device)
+    torch.manual_seed(cfg.seed)
+    task = cfg.task
+    reverse = cfg.objective == "reverse"
+    train_seqs = torch.from_numpy(task.sample(cfg.n_train, cfg.seed, reverse=reverse)).to(dev)
+    test_seqs = torch.from_numpy(task.sample(cfg.n_test, cfg.seed + TEST_SEED_OFFSET, reverse=reverse)).to(dev)
+    gcfg = GPTConfig(vocab_size=task.vocab_size, block_size=task.seq_len, n_layer=cfg.n_layer,
+                     n_head=cfg.n_head, n_embd=cfg.n_embd)
+    model = GPT(gcfg).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path, curve_path = out_dir / f"{cfg.objective}.pt", out_dir / f"{cfg.objective}.json"
+    record = {"run": asdict(cfg), "model": gcfg.to_dict(), "n_params": model.n_params(), "device": str(dev),
+              "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "curve": []}
+    start_epoch = 0
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        if ckpt["record"]["run"] == asdict(cfg):
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["opt"])
+            record = ckpt["record"]
+            start_epoch = len(record["curve"])
+            torch.set_rng_state(ckpt["rng"])
+            log(f"resuming {cfg.objective} from epoch {start_epoch}")
+        else:
+            log(f"{ckpt_path} was trained with other settings: starting over")
+    use_bf16 = dev.type == "cuda"
+    dummy = task.token("$")
+    steps_per_epoch = -(-cfg.n_train // cfg.batch)
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.time()
+        bar = _Progress(steps_per_epoch, f"{cfg.objective} epoch {epoch + 1}/{cfg.epochs}")
+        order = torch.randperm(cfg.n_train, device=dev)
+        total = torch.zeros((), device=dev)  # summed on the device: no sync per step
+        for step in range(steps_per_epoch):
+            seq = train_seqs[order[step * cfg.batch : (step + 1) * cfg.batch]]
+            x, y, mask = inputs_and_targets(seq, task.answer_start, cfg.objective, dummy)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+                batch_loss = loss(model(x), y, mask)
+            opt.zero_grad(set_to_none=True)
+            batch_loss.backward()
+            opt.step()
+            total += batch_loss.detach()
+            if (step + 1) % 100 == 0 or step + 1 == steps_per_epoch:
+                bar.update(step + 1, f"loss {float(total) / (step + 1):.4f}")
+        acc = evaluate(model, task, test_seqs, cfg.objective)
+        point = {"epoch": epoch + 1, "loss": float(total) / steps_per_epoch, **acc,
+                 "seconds": round(time.time() - t0, 2)}
+        record["curve"].append(point)
+        log(f"{cfg.objective} epoch {epoch + 1}: loss {point['loss']:.4f}  exact {acc['exact']:.3f}  "
+            f"first-step {acc['first']:.3f}  ({point['seconds']} s)")
+        _save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "record": record,
+                      "rng": torch.get_rng_state()}, ckpt_path)
+        tmp = curve_path.with_suffix(".json.part")
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, curve_path)
+    return record
+
+
+def evaluate_checkpoint(path: Path, n_test: int, seed: int, device: str = "auto") -> dict:
+    """Accuracy of a saved model on `n_test` fresh graphs from stream `seed`."""
+    dev = pick_device(device)
+    ckpt = torch.load(path, map_location=dev, weights_only=False)
+    run = RunConfig(**ckpt["record"]["run"])
+    model = GPT(GPTConfig(**ckpt["record"]["model"])).to(dev)
+    model.load_state_dict(ckpt["model"])
+    seqs = torch.from_numpy(run.task.sample(n_test, seed, reverse=run.objective == "reverse")).to(dev)
+    return evaluate(model, run.task, seqs, run.objective)
+
+
+def plot_curves(records: dict[str, dict], path: Path, title: str) -> None:
+    """Learning curves (exact match and first decision) per objective, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110, sharey=True)
+    colours = {"next": "#d62728", "teacherless": "#1f77b4", "reverse": "#2ca02c"}
+    for objective, rec in records.items():
+        epochs = [p["epoch"] for p in rec["curve"]]
+        for ax, key in zip(axes, ("exact", "first")):
+            ax.plot(epochs, [p[key] for p in rec["curve"]], marker="o", ms=3, label=objective,
+                    color=colours.get(objective))
+    deg = next(iter(records.values()))["run"]["deg"]
+    for ax, name in zip(axes, ("whole path (exact match)", "first step after the source")):
+        ax.axhline(1 / deg, color="#999999", ls="--", lw=1)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy")
+    axes[0].legend(loc="lower right", fontsize=8)
+    axes[1].text(0.02, 1 / deg + 0.02, f"chance 1/{deg}", transform=axes[1].get_yaxis_transform(), fontsize=8,
+                 color="#666666")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    tmp = path.with_suffix(".part.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def train_all(size: str, objectives: list[str], out_dir: Path, device: str = "auto", log=print,
+              **overrides) -> dict[str, dict]:
+    """Train each objective in turn and draw their curves into out_dir/curves.png."""
+    records = {}
+    for objective in objectives:
+        cfg = RunConfig.for_size(size, objective, **overrides)
+        records[objective] = train(cfg, out_dir, device=device, log=log)
+    cfg = RunConfig.for_size(size, objectives[0], **overrides)
+    plot_curves(records, out_dir / "curves.png",
+                f"path-star G({cfg.deg},{cfg.path_len},{cfg.nodes}), {cfg.n_layer}x{cfg.n_embd} GPT, "
+                f"{cfg.n_train} graphs")
+    return records
+

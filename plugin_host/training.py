@@ -1,0 +1,94 @@
+"""`cypher train` and the path-star bench: the bridge to models_onnx.training (torch)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from plugin_host.errors import UsageError
+
+OBJECTIVES = ["next", "teacherless", "reverse"]
+FRESH_SEED = 7_777_777  # the bench's graphs: a stream neither training nor its per-epoch test uses
+
+
+def _torch_modules():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise UsageError("training needs torch: install the train extra with pip install -e '.[train]'") from None
+    from models_onnx.training import pathstar
+
+    return pathstar
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _overrides(args) -> dict:
+    names = {"deg": "deg", "path_len": "path_len", "nodes": "nodes", "n_train": "n_train", "n_test": "n_test",
+             "epochs": "epochs", "batch": "batch", "lr": "lr", "layers": "n_layer", "width": "n_embd",
+             "heads": "n_head"}
+    out = {}
+    for arg, field in names.items():
+        value = getattr(args, arg, None)
+        if value is not None:
+            if value <= 0:
+                raise UsageError(f"--{arg.replace('_', '-')} must be positive, got {value}")
+            out[field] = value
+    return out
+
+
+def _run(pathstar, size: str, objectives: list[str], out: Path, device: str, seed: int, overrides: dict):
+    try:
+        pathstar.RunConfig.for_size(size, objectives[0], seed=seed, **overrides).task  # validates the graph
+        cfg = pathstar.RunConfig.for_size(size, objectives[0], seed=seed, **overrides)
+        if cfg.n_embd % cfg.n_head:
+            raise ValueError(f"--width {cfg.n_embd} must be a multiple of --heads {cfg.n_head}")
+        return pathstar.train_all(size, objectives, out, device=device, log=_log, seed=seed, **overrides)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def train_pathstar(args) -> None:
+    pathstar = _torch_modules()
+    out = Path(args.out or f"runs/pathstar-{args.size}")
+    objectives = OBJECTIVES if args.objective == "all" else [args.objective]
+    _run(pathstar, args.size, objectives, out, args.device, args.seed, _overrides(args))
+    _log(f"cypher train pathstar: wrote {out}/ ({', '.join(o + '.pt' for o in objectives)}, curves.png)")
+
+
+def bench_pathstar(size: str = "tiny", from_dir: str | None = None, out: str | None = None,
+                   device: str = "auto", n_fresh: int = 2000) -> dict:
+    """Exact-match and first-step accuracy per objective on fresh graphs, with a curve plot."""
+    pathstar = _torch_modules()
+    if from_dir:
+        folder = Path(from_dir)
+        found = [o for o in OBJECTIVES if (folder / f"{o}.pt").exists()]
+        if not found:
+            raise UsageError(f"{folder} holds no next.pt, teacherless.pt or reverse.pt; run cypher train pathstar --out {folder}")
+        import json
+
+        records = {o: json.loads((folder / f"{o}.json").read_text()) for o in found}
+        pathstar.plot_curves(records, folder / "curves.png", f"path-star, from {folder}")
+    else:
+        folder = Path(out or f"runs/pathstar-{size}")
+        records = _run(pathstar, size, OBJECTIVES, folder, device, 0, {})
+        found = OBJECTIVES
+    metrics, setup = {}, {}
+    for o in found:
+        acc = pathstar.evaluate_checkpoint(folder / f"{o}.pt", n_fresh, FRESH_SEED, device=device)
+        metrics[f"{o}_exact"] = round(acc["exact"], 4)
+        metrics[f"{o}_first_step"] = round(acc["first"], 4)
+        metrics[f"{o}_epochs"] = len(records[o]["curve"])
+        setup[o] = {k: records[o]["run"][k] for k in ("deg", "path_len", "nodes", "n_train", "epochs", "batch", "lr")}
+        setup[o]["model"] = {k: records[o]["model"][k] for k in ("n_layer", "n_head", "n_embd")}
+        setup[o]["trained_on"] = records[o].get("device_name", records[o]["device"])
+    targets = {}
+    if "next_exact" in metrics:  # the failure: teacher forcing stays near chance (1/d)
+        targets["next_exact"] = {"target": "<= 0.6", "met": metrics["next_exact"] <= 0.6}
+    for o in ("teacherless", "reverse"):
+        if f"{o}_exact" in metrics:
+            targets[f"{o}_exact"] = {"target": ">= 0.95", "met": metrics[f"{o}_exact"] >= 0.95}
+    return {"bench": "pathstar", "setup": {"folder": str(folder), "fresh_graphs": n_fresh, "runs": setup,
+                                           "plot": str(folder / "curves.png")},
+            "metrics": metrics, "targets": targets}
