@@ -129,12 +129,3 @@ def bench_voice(runs: int = 60) -> dict:
         "metrics": metrics,
         "targets": targets,
     }
-
-
-def run_bench(name: str, runs: int = 60, size: str = "tiny", from_dir: str | None = None,
-              out: str | None = None, device: str = "auto") -> dict:
-    if name == "voice":
-        return bench_voice(runs=runs)
-    from plugin_host.training import bench_pathstar
-
-    return bench_pathstar(size=size, from_dir=from_dir, out=out, device=device)

@@ -168,12 +168,16 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from plugin_host.bench import run_bench
+    if args.name == "pathstar":
+        from plugin_host.training import bench_pathstar
 
-    if args.runs < 1:
-        raise UsageError("--runs must be at least 1")
-    report = run_bench(args.name, runs=args.runs, size=args.size, from_dir=args.from_dir, out=args.out,
-                       device=args.device)
+        report = bench_pathstar(size=args.size, from_dir=args.from_dir, out=args.out, device=args.device)
+    else:
+        from plugin_host.bench import bench_voice
+
+        if args.runs < 1:
+            raise UsageError("--runs must be at least 1")
+        report = bench_voice(runs=args.runs)
     if args.json:
         print(json.dumps(report))
     else:

@@ -7,6 +7,7 @@ GPT on 200,000 graphs, for a GPU. Flags override a size's values.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -44,7 +45,9 @@ class RunConfig:
     epochs: int
     batch: int
     lr: float
-    weight_decay: float = 0.01
+    weight_decay: float = 0.0
+    warmup_steps: int = 100  # linear warm-up, then cosine decay to min_lr over the whole run
+    min_lr: float = 1e-5
     seed: int = 0
 
     @classmethod
@@ -56,6 +59,14 @@ class RunConfig:
     @property
     def task(self) -> PathStar:
         return PathStar(self.deg, self.path_len, self.nodes)
+
+
+def lr_at(step: int, total: int, cfg: RunConfig) -> float:
+    """Learning rate at optimiser step `step` of `total`: warm-up, then cosine to min_lr."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
 
 
 def pick_device(name: str) -> torch.device:
@@ -150,6 +161,8 @@ def train(cfg: RunConfig, out_dir: Path, device: str = "auto", log=print) -> dic
         order = torch.randperm(cfg.n_train, device=dev)
         total = torch.zeros((), device=dev)  # summed on the device: no sync per step
         for step in range(steps_per_epoch):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(epoch * steps_per_epoch + step, cfg.epochs * steps_per_epoch, cfg)
             seq = train_seqs[order[step * cfg.batch : (step + 1) * cfg.batch]]
             x, y, mask = inputs_and_targets(seq, task.answer_start, cfg.objective, dummy)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
