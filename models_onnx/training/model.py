@@ -20,6 +20,7 @@ class GPTConfig:
     n_head: int = 6
     n_embd: int = 384
     dropout: float = 0.0
+    pos_init_std: float = 0.02  # 1.0 (PyTorch's default) lets dummy inputs tell positions apart from the start
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,6 +73,7 @@ class GPT(nn.Module):
         self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.head.weight = self.tok.weight  # tied embeddings
         self.apply(self._init)
+        nn.init.normal_(self.pos.weight, mean=0.0, std=cfg.pos_init_std)
         for name, p in self.named_parameters():  # scaled init of residual projections (GPT-2)
             if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))

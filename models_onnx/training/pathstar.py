@@ -48,6 +48,7 @@ class RunConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 100  # linear warm-up, then cosine decay to min_lr over the whole run
     min_lr: float = 1e-5
+    pos_init_std: float = 0.02
     seed: int = 0
 
     @classmethod
@@ -133,7 +134,7 @@ def train(cfg: RunConfig, out_dir: Path, device: str = "auto", log=print) -> dic
     train_seqs = torch.from_numpy(task.sample(cfg.n_train, cfg.seed, reverse=reverse)).to(dev)
     test_seqs = torch.from_numpy(task.sample(cfg.n_test, cfg.seed + TEST_SEED_OFFSET, reverse=reverse)).to(dev)
     gcfg = GPTConfig(vocab_size=task.vocab_size, block_size=task.seq_len, n_layer=cfg.n_layer,
-                     n_head=cfg.n_head, n_embd=cfg.n_embd)
+                     n_head=cfg.n_head, n_embd=cfg.n_embd, pos_init_std=cfg.pos_init_std)
     model = GPT(gcfg).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     out_dir.mkdir(parents=True, exist_ok=True)
