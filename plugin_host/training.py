@@ -1,6 +1,7 @@
 """`cypher train` and the path-star bench: the bridge to models_onnx.training (torch)."""
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -11,10 +12,8 @@ FRESH_SEED = 7_777_777  # the bench's graphs: a stream neither training nor its 
 
 
 def _torch_modules():
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise UsageError("training needs torch: install the train extra with pip install -e '.[train]'") from None
+    if importlib.util.find_spec("torch") is None:
+        raise UsageError("training needs torch: install the train extra with pip install -e '.[train]'")
     from models_onnx.training import pathstar
 
     return pathstar
@@ -40,8 +39,8 @@ def _overrides(args) -> dict:
 
 def _run(pathstar, size: str, objectives: list[str], out: Path, device: str, seed: int, overrides: dict):
     try:
-        pathstar.RunConfig.for_size(size, objectives[0], seed=seed, **overrides).task  # validates the graph
         cfg = pathstar.RunConfig.for_size(size, objectives[0], seed=seed, **overrides)
+        cfg.task  # validates the graph's sizes
         if cfg.n_embd % cfg.n_head:
             raise ValueError(f"--width {cfg.n_embd} must be a multiple of --heads {cfg.n_head}")
         return pathstar.train_all(size, objectives, out, device=device, log=_log, seed=seed, **overrides)

@@ -1,0 +1,152 @@
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")  # the train extra; the test extra pulls it in
+
+from models_onnx.training.model import GPT, GPTConfig  # noqa: E402
+from models_onnx.training.objectives import decode, inputs_and_targets, loss  # noqa: E402
+from models_onnx.training.pathstar import RunConfig, evaluate, train  # noqa: E402
+from models_onnx.training.pathstar_task import PathStar  # noqa: E402
+
+TASK = PathStar(deg=2, path_len=4, nodes=20)
+
+
+def _edges(row: np.ndarray, task: PathStar) -> set[tuple[int, int]]:
+    e = row[: 3 * task.n_edges].reshape(task.n_edges, 3)
+    assert np.all(e[:, 2] == task.token("|"))
+    return {(int(u), int(v)) for u, v in e[:, :2]}
+
+
+def test_graphs_are_path_stars_and_deterministic():
+    seqs = TASK.sample(50, seed=3)
+    np.testing.assert_array_equal(seqs, TASK.sample(50, seed=3))
+    assert not np.array_equal(seqs, TASK.sample(50, seed=4))
+    assert seqs.shape == (50, TASK.seq_len)
+    for row in seqs:
+        edges = _edges(row, TASK)
+        query, source, goal, eq = row[3 * TASK.n_edges : TASK.answer_start]
+        assert (query, eq) == (TASK.token("/"), TASK.token("="))
+        path = row[TASK.answer_start :]
+        assert path[0] == source and path[-1] == goal and len(set(path)) == TASK.path_len
+        assert all((int(a), int(b)) in edges for a, b in zip(path, path[1:]))
+        assert sum(1 for u, _ in edges if u == source) == TASK.deg  # d arms leave the source
+        assert len({x for e in edges for x in e}) == 1 + TASK.deg * (TASK.path_len - 1)
+
+
+def test_reverse_answers_run_goal_to_source():
+    fwd, rev = TASK.sample(10, seed=1), TASK.sample(10, seed=1, reverse=True)
+    np.testing.assert_array_equal(fwd[:, : TASK.answer_start], rev[:, : TASK.answer_start])
+    np.testing.assert_array_equal(fwd[:, TASK.answer_start :], rev[:, TASK.answer_start :][:, ::-1])
+
+
+def test_bad_graph_sizes_are_refused():
+    with pytest.raises(ValueError, match="--nodes must be at least 9"):
+        PathStar(deg=2, path_len=5, nodes=8)
+
+
+@pytest.mark.parametrize("objective", ["next", "teacherless", "reverse"])
+def test_inputs_targets_and_masks(objective):
+    seq = torch.from_numpy(TASK.sample(8, seed=0))
+    dummy = TASK.token("$")
+    x, y, mask = inputs_and_targets(seq, TASK.answer_start, objective, dummy)
+    L = TASK.seq_len
+    assert x.shape == y.shape == mask.shape == (8, L - 1)
+    # the loss covers exactly the answer positions
+    assert mask[0].nonzero().flatten().tolist() == list(range(TASK.answer_start - 1, L - 1))
+    assert torch.equal(y[mask].view(8, -1), seq[:, TASK.answer_start :])
+    # the prefix is never altered; answer inputs are dummies in teacherless mode only
+    assert torch.equal(x[:, : TASK.answer_start], seq[:, : TASK.answer_start])
+    answer_inputs = x[:, TASK.answer_start :]
+    if objective == "teacherless":
+        assert torch.all(answer_inputs == dummy)
+    else:
+        assert torch.equal(answer_inputs, seq[:, TASK.answer_start : L - 1])
+        assert not torch.any(x == dummy)
+
+
+def test_loss_ignores_the_prefix():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=TASK.vocab_size, block_size=TASK.seq_len, n_layer=1, n_head=2, n_embd=32))
+    seq = torch.from_numpy(TASK.sample(4, seed=0))
+    x, y, mask = inputs_and_targets(seq, TASK.answer_start, "next", TASK.token("$"))
+    y2 = y.clone()
+    y2[:, : TASK.answer_start - 1] = 0  # scramble prefix targets: the loss must not move
+    assert torch.equal(loss(model(x), y, mask), loss(model(x), y2, mask))
+
+
+@pytest.mark.parametrize("objective", ["next", "teacherless"])
+def test_decode_returns_whole_paths(objective):
+    model = GPT(GPTConfig(vocab_size=TASK.vocab_size, block_size=TASK.seq_len, n_layer=1, n_head=2, n_embd=32))
+    seq = torch.from_numpy(TASK.sample(5, seed=0))
+    out = decode(model, seq[:, : TASK.answer_start], TASK.path_len, objective, TASK.token("$"))
+    assert out.shape == (5, TASK.path_len)
+
+
+def test_a_model_that_knows_the_answer_scores_one():
+    """evaluate() compares full decoded paths: an oracle that emits the true answer gets 1.0."""
+    seqs = torch.from_numpy(TASK.sample(20, seed=5))
+    answers = {tuple(r[: TASK.answer_start].tolist()): r[TASK.answer_start :] for r in seqs}
+
+    class Oracle(torch.nn.Module):
+        def forward(self, idx):  # next-token: put all mass on the true next answer token
+            B, T = idx.shape
+            logits = torch.zeros(B, T, TASK.vocab_size)
+            for b in range(B):
+                ans = answers[tuple(idx[b, : TASK.answer_start].tolist())]
+                k = T - TASK.answer_start  # answer tokens already given
+                logits[b, -1, ans[k]] = 1.0
+            return logits
+
+    acc = evaluate(Oracle(), TASK, seqs, "next")
+    assert acc == {"exact": 1.0, "first": 1.0}
+
+
+def test_tiny_run_end_to_end_and_resume(tmp_path):
+    logs = []
+    for objective in ("next", "teacherless", "reverse"):
+        cfg = RunConfig.for_size("tiny", objective, epochs=2, n_train=512, n_test=64)
+        record = train(cfg, tmp_path, device="cpu", log=logs.append)
+        assert len(record["curve"]) == 2
+        # a whole path right means its first step is right too
+        assert all(0.0 <= p["exact"] <= p["first"] <= 1.0 for p in record["curve"])
+        saved = json.loads((tmp_path / f"{objective}.json").read_text())
+        assert saved["curve"] == record["curve"] and saved["run"]["objective"] == objective
+    # the same run again picks up its checkpoint instead of starting over
+    cfg = RunConfig.for_size("tiny", "next", epochs=2, n_train=512, n_test=64)
+    again = train(cfg, tmp_path, device="cpu", log=logs.append)
+    assert "resuming next from epoch 2" in logs and again["curve"] == record_next(tmp_path)
+    # other settings in the same folder start a fresh run
+    train(RunConfig(**{**cfg.__dict__, "lr": 2e-3, "epochs": 1}), tmp_path, device="cpu", log=logs.append)
+    assert any("trained with other settings: starting over" in line for line in logs)
+
+
+def record_next(folder):
+    return json.loads((folder / "next.json").read_text())["curve"]
+
+
+def test_cli_train_and_bench_tiny(cli, tmp_path):
+    out = tmp_path / "ps"
+    proc = cli("train", "pathstar", "--epochs", "1", "--n-train", "256", "--n-test", "32", "--out", str(out),
+               timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name for p in out.iterdir()} >= {"next.pt", "teacherless.pt", "reverse.pt", "curves.png"}
+    proc = cli("bench", "pathstar", "--from", str(out), "--json", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    for o in ("next", "teacherless", "reverse"):
+        assert 0.0 <= report["metrics"][f"{o}_exact"] <= 1.0
+        assert o + "_exact" in report["targets"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "pathstar", "--nodes", "5"], "--nodes must be at least 7"),
+    (["train", "pathstar", "--width", "30", "--heads", "4"], "--width 30 must be a multiple of --heads 4"),
+    (["train", "pathstar", "--epochs", "0"], "--epochs must be positive"),
+    (["bench", "pathstar", "--from", "/nonexistent"], "holds no next.pt"),
+])
+def test_cli_train_bad_input(cli, tmp_path, args, message):
+    proc = cli(*args, "--out", str(tmp_path / "o")) if args[0] == "train" else cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
