@@ -23,7 +23,7 @@ cypher: a battle-rap partner that raps back on the beat.
 commands:
   say TEXT --out F.wav   rap TEXT on the 16th-note grid into a WAV file
   demo                   a full exchange over the built-in beat, written under takes/
-  bench NAME             measure: voice (render time, onset alignment), pathstar
+  bench NAME             measure: voice (render time, onset alignment), clock, pathstar
   train pathstar         reproduce the path-star failure of next-token prediction
                          (needs the training extra: pip install -e '.[train]')
 
@@ -87,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure speed and timing",
                            description="Measure one part of cypher and report medians and ratios. "
                                        "Exits 0 whether or not targets are met.")
-    bench.add_argument("name", choices=["voice", "pathstar"],
-                       help="voice: 4-bar render time and onset alignment; pathstar: path accuracy per objective")
+    bench.add_argument("name", choices=["voice", "clock", "pathstar"],
+                       help="voice: 4-bar render time and onset alignment; clock: following jack_midi_clock in a "
+                            "JACK dummy graph (needs jackd2, jack-midi-clock); pathstar: path accuracy per objective")
     bench.add_argument("--runs", type=_number(int, "--runs"), default=60, help="voice: timed renders (default 60)")
     bench.add_argument("--size", choices=["tiny", "cpu", "paper"], default="tiny",
                        help="pathstar: size to train and measure (default tiny)")
@@ -168,7 +169,15 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    if args.name == "pathstar":
+    if args.name == "clock":
+        from plugin_host.bench_clock import bench_clock
+        from plugin_host.jack_rig import RigError
+
+        try:
+            report = bench_clock()
+        except RigError as e:
+            raise UsageError(str(e)) from None
+    elif args.name == "pathstar":
         from plugin_host.training import bench_pathstar
 
         report = bench_pathstar(size=args.size, from_dir=args.from_dir, out=args.out, device=args.device)

@@ -73,15 +73,16 @@ class Clock:
         self.beat0 = 0.0
         self.bpm = 120.0
         self.running = False
+        self.stopped_beat = 0.0  # where the position rests while stopped
 
     def beat_at(self, t: float) -> float:
-        """Beat position at host time `t` (s); frozen at beat0 while stopped."""
+        """Beat position at host time `t` (s); `stopped_beat` while stopped."""
         if not self.running:
-            return self.beat0
+            return self.stopped_beat
         return self.beat0 + (t - self.t0) * self.bpm / 60.0
 
     def time_of(self, beat: float) -> float:
-        """Host time (s) at which `beat` falls, if the tempo holds."""
+        """Host time (s) at which `beat` falls on the current (or last running) tempo map."""
         return self.t0 + (beat - self.beat0) * 60.0 / self.bpm
 
     def next_downbeat(self, t: float, bars_ahead: int = 0) -> float:
@@ -111,7 +112,8 @@ class InternalClock(Clock):
         self.t0, self.beat0, self.running = t, beat, True
 
     def stop(self, t: float) -> None:
-        self.beat0, self.t0, self.running = self.beat_at(t), t, False
+        self.stopped_beat = self.beat_at(t)
+        self.running = False
 
     def set_bpm(self, bpm: float, t: float) -> None:
         """Change tempo at host time `t` without a jump in position."""
@@ -178,26 +180,25 @@ class MidiClockFollower(Clock):
     def start(self) -> None:
         """0xFA: the next tick is beat 0."""
         self._song_ticks = 0
-        self.beat0 = 0.0
+        self.stopped_beat = 0.0
         self._pending_start = True
 
     def continue_(self) -> None:
         """0xFB: the next tick is the current song position."""
-        self.beat0 = self._song_ticks / PPQN
         self._pending_start = True
 
     def stop(self, t: float) -> None:
-        """0xFC: freeze the position where the last tick left it."""
+        """0xFC: the position rests where the next tick would have been."""
         self.running = False
         self._pending_start = False
-        self.beat0 = self._song_ticks / PPQN
+        self.stopped_beat = self._song_ticks / PPQN
 
     def song_position(self, sixteenths: int) -> None:
         """0xF2: move to `sixteenths` 16th notes from the start (honoured while stopped)."""
         if self.running:
             return  # masters send SPP only while stopped; ignore it mid-play
         self._song_ticks = sixteenths * TICKS_PER_SPP_UNIT
-        self.beat0 = self._song_ticks / PPQN
+        self.stopped_beat = self._song_ticks / PPQN
 
     # -- fitting ---------------------------------------------------------------------------
     def _window(self) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ class JackMidiIn:
     """A JACK client with one MIDI input port; `on_message(msg)` runs in JACK's process thread."""
 
     def __init__(self, on_message: Callable[[Message], None], client_name: str = "cypher",
-                 port_name: str = "midi_in") -> None:
+                 port_name: str = "midi_in", track_transport: bool = False) -> None:
         try:
             import jack
         except (ImportError, OSError) as e:  # OSError: the JACK library itself is missing
@@ -28,6 +28,9 @@ class JackMidiIn:
         self.port = self.client.midi_inports.register(port_name)
         self.parser = MidiParser()
         self.on_message = on_message
+        self.track_transport = track_transport
+        self.transport_zero_s: float | None = None  # JACK time (s) of transport frame 0, while rolling
+        self._rolling = jack.ROLLING
         self.client.set_process_callback(self._process)
         self.client.activate()
 
@@ -41,6 +44,9 @@ class JackMidiIn:
 
     def _process(self, frames: int) -> None:
         base = self.client.last_frame_time
+        if self.track_transport:  # for measurements against the transport: one query a cycle
+            state, pos = self.client.transport_query()
+            self.transport_zero_s = (base - pos["frame"]) / self.sr if state == self._rolling else None
         for offset, data in self.port.incoming_midi_events():
             for msg in self.parser.feed(bytes(data), (base + offset) / self.sr):
                 self.on_message(msg)

@@ -1,0 +1,145 @@
+"""`cypher bench clock`: follow jack_midi_clock in a real JACK graph, measured in JACK frames.
+
+For each tempo and jitter, the JACK transport rolls from frame 0 and jack_midi_clock
+ticks from it; the truth is the transport's grid (beat k at frame 0 + k * 60/bpm * sr).
+jack_midi_clock's jitter (-J) moves each tick interval, so its ticks random-walk away
+from that grid: the bench reports the master's own wander beside our errors, so the two
+can be told apart.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from plugin_host.clock import PPQN, MidiClockFollower
+from plugin_host.jack_midi import JackMidiIn
+from plugin_host.jack_rig import JackServer, MidiClockMaster
+from plugin_host.midi_parse import drive_clock
+
+TEMPOS = (70.0, 90.0, 140.0)
+JITTERS = (0.0, 2.0, 5.0, 10.0)
+
+
+class _Probe:
+    """Feeds a follower and records, at every tick, what it believed."""
+
+    def __init__(self, follower: MidiClockFollower) -> None:
+        self.f = follower
+        self.rows: list[tuple[float, float, float, float]] = []  # (tick t, bpm, predicted next-beat t, beat)
+
+    def __call__(self, msg) -> None:
+        drive_clock(self.f, msg)
+        if msg.kind == "clock" and self.f.running:
+            nb = np.floor(self.f.beat_at(msg.t) + 1e-9) + 1.0
+            self.rows.append((msg.t, self.f.bpm, self.f.time_of(nb), nb))
+
+
+def _roll(inp: JackMidiIn, bpm: float, jitter: float, bars: float) -> tuple[float, list]:
+    probe = _Probe(MidiClockFollower())
+    inp.on_message = probe
+    client = inp.client
+    client.transport_stop()
+    client.transport_frame = 0
+    time.sleep(0.15)
+    with MidiClockMaster(inp.port_name, bpm, jitter):
+        time.sleep(0.2)
+        client.transport_start()
+        deadline = time.monotonic() + 3.0
+        while inp.transport_zero_s is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        zero = inp.transport_zero_s
+        time.sleep(bars * 4 * 60.0 / bpm + 0.1)
+        client.transport_stop()
+        time.sleep(0.1)
+    if zero is None:
+        raise RuntimeError("the JACK transport did not start rolling")
+    return zero, probe.rows
+
+
+def _measure(zero: float, rows: list, bpm: float) -> dict:
+    rows = np.array(rows)  # (n, 4)
+    if len(rows) < PPQN * 4 + 2:
+        raise RuntimeError(f"only {len(rows)} ticks arrived; is jack_midi_clock connected?")
+    beat_s = 60.0 / bpm
+    tick_s = beat_s / PPQN
+    t, est_bpm, predicted, next_beat = rows.T
+    truth_next = zero + next_beat * beat_s
+    after_bar = slice(PPQN * 4, None)
+    phase_ms = np.abs(predicted[after_bar] - truth_next[after_bar]) * 1000
+    k = np.arange(len(t))
+    wander_ms = np.abs(t - (zero + k * tick_s)) * 1000
+    return {
+        "tempo_error_after_1_bar_bpm": float(abs(est_bpm[PPQN * 4 - 1] - bpm)),
+        "tempo_error_p95_bpm": float(np.percentile(np.abs(est_bpm[after_bar] - bpm), 95)),
+        "phase_error_p95_ms": float(np.percentile(phase_ms, 95)),
+        "master_wander_p95_ms": float(np.percentile(wander_ms[after_bar], 95)),
+    }
+
+
+def _settle(inp: JackMidiIn, before: float = 90.0, after: float = 120.0) -> float:
+    """Beats at the new tempo until the estimate stays within 0.1 BPM, after a step."""
+    probe = _Probe(MidiClockFollower())
+    inp.on_message = probe
+    client = inp.client
+    client.transport_stop()
+    client.transport_frame = 0
+    time.sleep(0.15)
+    master = MidiClockMaster(inp.port_name, before)
+    time.sleep(0.2)
+    client.transport_start()
+    time.sleep(2 * 4 * 60.0 / before)
+    master.close()  # the step: a new master at the new tempo takes over the rolling transport
+    n_before = len(probe.rows)
+    master = MidiClockMaster(inp.port_name, after)
+    time.sleep(2 * 4 * 60.0 / after)
+    client.transport_stop()
+    master.close()
+    rows = np.array(probe.rows[n_before:])
+    if len(rows) < PPQN:
+        raise RuntimeError("too few ticks after the tempo step")
+    ok = np.abs(rows[:, 1] - after) < 0.1
+    bad = np.flatnonzero(~ok)
+    settled_at = 0 if bad.size == 0 else int(bad[-1]) + 1
+    return settled_at / PPQN
+
+
+def bench_clock(tempos=TEMPOS, jitters=JITTERS, bars: float = 4.0, progress=True) -> dict:
+    cases, metrics = [], {}
+    with JackServer(name=f"cypher-bench-{int(time.time())}"):
+        inp = JackMidiIn(lambda m: None, client_name="cypher-bench", track_transport=True)
+        try:
+            n, done = len(tempos) * len(jitters), 0
+            for bpm in tempos:
+                for jitter in jitters:
+                    zero, rows = _roll(inp, bpm, jitter, bars)
+                    case = {"bpm": bpm, "jitter_percent": jitter, **_measure(zero, rows, bpm)}
+                    cases.append({k: (round(v, 4) if isinstance(v, float) else v) for k, v in case.items()})
+                    done += 1
+                    if progress:
+                        print(f"bench clock: {done}/{n} ({bpm:g} BPM, {jitter:g} % jitter)", file=sys.stderr)
+            settle_beats = _settle(inp)
+        finally:
+            inp.close()
+    by_jitter = {j: [c for c in cases if c["jitter_percent"] == j] for j in jitters}
+    for j, cs in by_jitter.items():
+        tag = f"{j:g}pct"
+        metrics[f"tempo_error_after_1_bar_max_bpm_{tag}"] = max(c["tempo_error_after_1_bar_bpm"] for c in cs)
+        metrics[f"phase_error_p95_max_ms_{tag}"] = max(c["phase_error_p95_ms"] for c in cs)
+        metrics[f"master_wander_p95_max_ms_{tag}"] = max(c["master_wander_p95_ms"] for c in cs)
+    metrics["settle_90_to_120_beats"] = round(settle_beats, 3)
+    targets = {}
+    if 5.0 in jitters:
+        targets["tempo_error_after_1_bar_max_bpm_5pct"] = {
+            "target": 0.1, "met": metrics["tempo_error_after_1_bar_max_bpm_5pct"] <= 0.1}
+        targets["phase_error_p95_max_ms_5pct"] = {"target": 1.0, "met": metrics["phase_error_p95_max_ms_5pct"] <= 1.0}
+    targets["settle_90_to_120_beats"] = {"target": 1.0, "met": settle_beats <= 1.0}
+    return {"bench": "clock", "setup": {
+        "sr": 48000, "period_frames": 256, "bars_per_case": bars,
+        "master": "jack_midi_clock -B -J: its jitter moves each tick interval, so its ticks random-walk away "
+                  "from the transport grid (master_wander_*); a follower must follow the ticks, so phase error "
+                  "against the transport cannot be smaller than that wander",
+        "tempo_step": "the 90 BPM master is replaced by a 120 BPM one on the rolling transport",
+        "not_measured": "OSC apply latency: the OSC server is not built yet"},
+            "cases": cases, "metrics": metrics, "targets": targets}

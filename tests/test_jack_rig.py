@@ -1,0 +1,79 @@
+"""The real JACK path: jackd (dummy backend) -> jack_midi_clock -> our JACK MIDI input -> clock."""
+import time
+
+import pytest
+
+from plugin_host.clock import MidiClockFollower
+from plugin_host.jack_rig import JackServer, MidiClockMaster, have_jack_tools
+from plugin_host.midi_parse import drive_clock
+
+pytestmark = pytest.mark.skipif(not have_jack_tools(), reason="needs jackd2 and jack-midi-clock (.ci/run installs them)")
+
+
+@pytest.fixture(scope="module")
+def jack_in():
+    from plugin_host.jack_midi import JackMidiIn
+
+    with JackServer(name=f"cypher-test-{int(time.time() * 1000) % 100000}"):
+        inp = JackMidiIn(lambda m: None, client_name="cypher-test", track_transport=True)
+        yield inp
+        inp.close()
+
+
+def _follow(inp):
+    f = MidiClockFollower()
+    seen = []
+
+    def on(msg):
+        seen.append(msg)
+        drive_clock(f, msg)
+
+    inp.on_message = on
+    return f, seen
+
+
+def test_follows_jack_midi_clock_to_the_sample(jack_in):
+    f, seen = _follow(jack_in)
+    c = jack_in.client
+    c.transport_stop()
+    c.transport_frame = 0
+    time.sleep(0.1)
+    with MidiClockMaster(jack_in.port_name, 120.0):
+        time.sleep(0.2)
+        c.transport_start()
+        time.sleep(2.2)  # a bit over one bar at 120 BPM
+        zero = jack_in.transport_zero_s
+        c.transport_stop()
+        time.sleep(0.1)
+    kinds = [m.kind for m in seen]
+    assert kinds[0] == "start" and kinds.count("clock") >= 96 and "stop" in kinds
+    assert f.bpm == pytest.approx(120.0, abs=0.01)
+    # every beat the follower predicts sits on the transport's grid (48 kHz: 1 sample = 0.02 ms)
+    for beat in (1.0, 2.0, 4.0):
+        assert abs(f.time_of(beat) - (zero + beat * 0.5)) < 1 / 48000
+    assert not f.running
+
+
+def test_continue_resumes_where_stop_left(jack_in):
+    f, seen = _follow(jack_in)
+    c = jack_in.client
+    c.transport_stop()
+    c.transport_frame = 0
+    time.sleep(0.1)
+    with MidiClockMaster(jack_in.port_name, 150.0):
+        time.sleep(0.2)
+        c.transport_start()
+        time.sleep(0.8)
+        c.transport_stop()
+        time.sleep(0.2)
+        stopped_at = f.beat_at(0.0)
+        c.transport_start()  # not at frame 0: jack_midi_clock sends Continue
+        time.sleep(0.6)
+        c.transport_stop()
+        time.sleep(0.1)
+    kinds = [m.kind for m in seen]
+    assert "continue" in kinds and kinds.count("stop") >= 2
+    first_after = next(i for i, m in enumerate(seen) if m.kind == "continue")
+    first_tick = next(m for m in seen[first_after:] if m.kind == "clock")
+    assert stopped_at > 1.0
+    assert f.beat_at(first_tick.t) >= stopped_at  # no jump back to 0
