@@ -25,6 +25,7 @@ PPQN = 24
 SIXTEENTHS_PER_BEAT = 4
 TICKS_PER_SPP_UNIT = 6  # Song Position Pointer counts 16ths ("MIDI beats")
 GAP_PERIODS = 2.5  # a silence this many tick periods long restarts the fit (the master paused)
+DUPLICATE_PERIODS = 0.25  # a tick this soon after the last one is a duplicate and is dropped
 
 
 @dataclass(frozen=True)
@@ -148,10 +149,14 @@ class MidiClockFollower(Clock):
         self._song_ticks = 0  # ticks since beat 0 of the song at the next tick
         self._pending_start = False
         self.ticks_total = 0
+        self.duplicates = 0
 
     # -- message handlers (each O(window_ticks)) -------------------------------------------
     def tick(self, t: float) -> None:
         self.ticks_total += 1
+        if self._n and t - self._last_t < DUPLICATE_PERIODS * self.period:
+            self.duplicates += 1  # two ticks at once: a master's double send, not a tempo
+            return
         if self._n and t - self._last_t > GAP_PERIODS * self.period:
             self._restart_from_recent(0)  # the master paused: the old ticks no longer line up
         self._last_t = t

@@ -126,3 +126,14 @@ def test_clock_without_start_only_measures_tempo():
         for m in p.feed(b"\xf8", 2.0 + k * period):
             drive_clock(f, m)
     assert not f.running and abs(f.bpm - 100.0) < 1e-6
+
+
+def test_duplicate_ticks_are_dropped():
+    f = MidiClockFollower()
+    f.start()
+    period = 60.0 / 120 / 24
+    f.tick(1.0)
+    f.tick(1.0)  # the same tick twice
+    for k in range(1, 48):
+        f.tick(1.0 + k * period)
+    assert f.duplicates == 1 and f.beat_at(1.0 + 47 * period) == pytest.approx(47 / 24)
