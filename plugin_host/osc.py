@@ -55,6 +55,8 @@ ADDRESSES: dict[str, Address] = {
     "/cypher/latency/input_ms": Address("f", "latency the engine cannot see on the way in", -500, 500, "input_latency_ms"),
     "/cypher/latency/output_ms": Address("f", "latency the engine cannot see on the way out", -500, 500, "output_latency_ms"),
     "/cypher/opponent/text": Address("s", "the opponent's words from an external recognizer", param="opponent_text"),
+    "/cypher/midi/learn": Address("s", "MIDI learn: the next CC moved binds to this parameter"),
+    "/cypher/midi/save": Address("s", "save the controller map, with what was learned, as a user preset of this name"),
     "/cypher/status": Address("", "reply with /cypher/state and every /cypher/param"),
     "/cypher/subscribe": Address("i", "send feedback to the sender's host at this port (0 = the sender's port)", 0, 65535),
     "/cypher/unsubscribe": Address("i", "stop feedback to that port (0 = the sender's port)", 0, 65535),
@@ -121,7 +123,8 @@ class OscServer:
 
     def __init__(self, controls: Controls, port: int = 9000, host: str = "127.0.0.1",
                  allow: list[str] | None = None, choices: dict[str, list[str]] | None = None,
-                 on_apply: Callable[[str, tuple], None] | None = None) -> None:
+                 on_apply: Callable[[str, tuple], None] | None = None,
+                 handlers: dict[str, Callable[[tuple], None]] | None = None) -> None:
         loopback = ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
         if not loopback and not allow:
             raise ValueError(f"listening on {host} needs --osc-allow with the client addresses that may control cypher")
@@ -130,6 +133,7 @@ class OscServer:
         self.allow = {socket.gethostbyname(a) for a in (allow or [])}
         self.loopback_only = loopback
         self.on_apply = on_apply
+        self.handlers = handlers or {}  # addresses served by other parts (MIDI learn, ...)
         self.subscribers: set[tuple[str, int]] = set()
         self._warned: set[str] = set()
         self._out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -161,7 +165,13 @@ class OscServer:
             return
         spec = ADDRESSES[address]
         c = self.controls
-        if spec.param:
+        if address in self.handlers:
+            try:
+                self.handlers[address](values)
+            except ValueError as e:
+                self.send(client, "/cypher/error", address, str(e))
+                return
+        elif spec.param:
             value = values[0]
             setattr(c, spec.param, bool(value) if spec.types == "b" else value)
             self.broadcast("/cypher/param", spec.param, _osc_value(getattr(c, spec.param)))
@@ -173,8 +183,11 @@ class OscServer:
             self.send(client, "/cypher/state", c.state)
             for name, value in c.params().items():
                 self.send(client, "/cypher/param", name, _osc_value(value))
-        else:
+        elif not address.startswith(PREFIX + "/midi/"):
             c.commands.append(address.removeprefix(PREFIX + "/"))
+        else:
+            self.send(client, "/cypher/error", address, "MIDI control is not running")
+            return
         if self.on_apply:
             self.on_apply(address, values)
 

@@ -4,6 +4,7 @@ Loading validates nothing but the TOML itself; each kind's dataclass checks its 
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -19,14 +20,23 @@ class PresetError(ValueError):
     """A preset that does not exist or does not parse; the text says what is valid."""
 
 
+def user_dir() -> Path:
+    """Where presets a user saves live ($CYPHER_HOME, else ~/.config/cypher); they win over shipped ones."""
+    return Path(os.environ.get("CYPHER_HOME") or Path.home() / ".config" / "cypher")
+
+
 def names(kind: str) -> list[str]:
-    """Names of the shipped presets of one kind, sorted."""
-    return sorted(p.stem for p in (ROOT / kind).glob("*.toml"))
+    """Names of the presets of one kind (shipped and the user's), sorted."""
+    return sorted({p.stem for folder in (ROOT / kind, user_dir() / kind) for p in folder.glob("*.toml")})
 
 
 def load(kind: str, name: str) -> dict:
     """The parsed TOML of preset `name` of `kind`, or a path to a .toml file of that kind."""
-    path = Path(name) if name.endswith(".toml") else ROOT / kind / f"{name}.toml"
+    if name.endswith(".toml"):
+        path = Path(name)
+    else:
+        mine = user_dir() / kind / f"{name}.toml"
+        path = mine if mine.is_file() else ROOT / kind / f"{name}.toml"
     if not path.is_file():
         valid = ", ".join(names(kind)) or "(none)"
         raise PresetError(f"unknown {kind[:-1] if kind.endswith('s') else kind} {name!r}; valid names: {valid} (or a path to a .toml file)")

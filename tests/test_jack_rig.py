@@ -20,6 +20,13 @@ def jack_in():
         inp.close()
 
 
+def _wait_ticks(seen, n, timeout=15.0):
+    """Wait for n clock ticks: the dummy backend keeps wall time only roughly under load."""
+    deadline = time.monotonic() + timeout
+    while sum(m.kind == "clock" for m in list(seen)) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def _follow(inp):
     f = MidiClockFollower()
     seen = []
@@ -41,7 +48,7 @@ def test_follows_jack_midi_clock_to_the_sample(jack_in):
     with MidiClockMaster(jack_in.port_name, 120.0):
         time.sleep(0.2)
         c.transport_start()
-        time.sleep(2.2)  # a bit over one bar at 120 BPM
+        _wait_ticks(seen, 110)  # a bit over one bar at 120 BPM
         zero = jack_in.transport_zero_s
         c.transport_stop()
         time.sleep(0.1)
@@ -63,12 +70,12 @@ def test_continue_resumes_where_stop_left(jack_in):
     with MidiClockMaster(jack_in.port_name, 150.0):
         time.sleep(0.2)
         c.transport_start()
-        time.sleep(0.8)
+        _wait_ticks(seen, 48)
         c.transport_stop()
         time.sleep(0.2)
         stopped_at = f.beat_at(0.0)
         c.transport_start()  # not at frame 0: jack_midi_clock sends Continue
-        time.sleep(0.6)
+        _wait_ticks(seen, 48 + 24)
         c.transport_stop()
         time.sleep(0.1)
     kinds = [m.kind for m in seen]
@@ -77,3 +84,40 @@ def test_continue_resumes_where_stop_left(jack_in):
     first_tick = next(m for m in seen[first_after:] if m.kind == "clock")
     assert stopped_at > 1.0
     assert f.beat_at(first_tick.t) >= stopped_at  # no jump back to 0
+
+
+def test_controller_over_jack_midi(jack_in):
+    """A second JACK client plays a pad and turns a knob into cypher's MIDI input."""
+    import jack
+
+    import presets
+    from plugin_host.midi_control import ControllerMap, MidiControl
+    from plugin_host.osc import Controls
+
+    controls = Controls()
+    mc = MidiControl(controls, ControllerMap.from_dict("pads", presets.load("controllers", "pads-and-knobs")))
+    jack_in.on_message = mc.handle
+    pad = jack.Client("cypher-test-pads", no_start_server=True)
+    out = pad.midi_outports.register("out")
+    pending = [bytes([0x90, 36, 100]), bytes([0xB0, 21, 32]), bytes([0xF8]), bytes([0xB0, 22, 127])]
+
+    @pad.set_process_callback
+    def process(frames):
+        out.clear_buffer()
+        for i, data in enumerate(pending):
+            out.write_midi_event(i, data)
+        pending.clear()
+
+    pad.activate()
+    try:
+        pad.connect(out, jack_in.port_name)
+        deadline = time.monotonic() + 3
+        while controls.commands != ["turn/respond"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+    finally:
+        pad.deactivate()
+        pad.close()
+    assert controls.commands == ["turn/respond"]
+    assert controls.aggression == pytest.approx(32 / 127)
+    assert controls.rhyme_density == pytest.approx(3.0)
