@@ -23,6 +23,7 @@ cypher: a battle-rap partner that raps back on the beat.
 commands:
   say TEXT --out F.wav   rap TEXT on the 16th-note grid into a WAV file
   demo                   a full exchange over the built-in beat, written under takes/
+  devices                MIDI ports and audio ports, as the engine sees them
   bench NAME             measure: voice (render time, onset alignment), clock, pathstar
   train pathstar         reproduce the path-star failure of next-token prediction
                          (needs the training extra: pip install -e '.[train]')
@@ -98,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", metavar="DIR", help="pathstar: where runs and the curve plot go (default runs/pathstar-SIZE)")
     bench.add_argument("--device", default="auto", help="pathstar: auto, cpu or cuda (default auto)")
     bench.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    devices = sub.add_parser("devices", help="list MIDI ports and audio ports as the engine sees them",
+                             description="List the JACK graph's audio and MIDI ports and the MIDI ports of "
+                                         "each rtmidi backend (ALSA, JACK), or why a backend is unavailable.")
+    devices.add_argument("--json", action="store_true", help="print one JSON object")
 
     train = sub.add_parser("train", help="train a model (needs the train extra)",
                            description="Train a model. pathstar: the planning task of Bachmann & Nagarajan (2024) "
@@ -204,7 +210,15 @@ def _cmd_train(args) -> int:
     return 0
 
 
-COMMANDS = {"say": _cmd_say, "demo": _cmd_demo, "bench": _cmd_bench, "train": _cmd_train}
+def _cmd_devices(args) -> int:
+    from plugin_host.devices import format_devices, list_devices
+
+    found = list_devices()
+    print(json.dumps(found) if args.json else format_devices(found))
+    return 0
+
+
+COMMANDS = {"say": _cmd_say, "demo": _cmd_demo, "bench": _cmd_bench, "train": _cmd_train, "devices": _cmd_devices}
 
 
 def main(argv: list[str] | None = None) -> int:

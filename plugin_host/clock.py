@@ -242,3 +242,19 @@ class MidiClockFollower(Clock):
         self._misses = 0
         if self._n >= 2:
             self._fit()
+
+
+CLOCK_SOURCES = ("internal", "midi", "link")
+
+
+def open_clock(source: str, bpm: float = 90.0, meter: Meter = Meter()) -> Clock:
+    """The clock for `--clock SOURCE`: internal, midi (fed by a MIDI input) or link."""
+    if source == "internal":
+        return InternalClock(bpm, meter)
+    if source == "midi":
+        return MidiClockFollower(meter)
+    if source == "link":
+        from plugin_host.link_clock import LinkClock
+
+        return LinkClock(bpm, meter)
+    raise ValueError(f"unknown clock {source!r}; valid: {', '.join(CLOCK_SOURCES)}")

@@ -171,3 +171,11 @@ def test_bench_voice_json(cli):
     assert report["metrics"]["onset_syllables"] >= 200
     for name in ("render_4bars_p95_ms", "onset_abs_error_median_ms", "onset_within_15ms_ratio"):
         assert name in report["metrics"] and isinstance(report["targets"][name]["met"], bool)
+
+
+def test_devices_without_a_server(cli, monkeypatch):
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "cypher-no-such-server")
+    proc = cli("devices")
+    assert proc.returncode == 0 and "JACK: no JACK server running" in proc.stdout
+    proc = cli("devices", "--json")
+    assert json.loads(proc.stdout)["jack"]["running"] is False

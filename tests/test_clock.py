@@ -137,3 +137,12 @@ def test_duplicate_ticks_are_dropped():
     for k in range(1, 48):
         f.tick(1.0 + k * period)
     assert f.duplicates == 1 and f.beat_at(1.0 + 47 * period) == pytest.approx(47 / 24)
+
+
+def test_open_clock_sources():
+    from plugin_host.clock import open_clock
+
+    assert isinstance(open_clock("internal", 100.0), InternalClock)
+    assert isinstance(open_clock("midi"), MidiClockFollower)
+    with pytest.raises(ValueError, match="valid: internal, midi, link"):
+        open_clock("sundial")

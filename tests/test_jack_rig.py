@@ -121,3 +121,13 @@ def test_controller_over_jack_midi(jack_in):
     assert controls.commands == ["turn/respond"]
     assert controls.aggression == pytest.approx(32 / 127)
     assert controls.rhyme_density == pytest.approx(3.0)
+
+
+def test_devices_lists_the_graph(jack_in):
+    from plugin_host.devices import format_devices, list_devices
+
+    found = list_devices()
+    assert found["jack"]["running"] and found["jack"]["sample_rate"] == 48000
+    assert jack_in.port_name in found["jack"]["midi_in"]
+    assert "system:playback_1" in found["jack"]["audio_in"]
+    assert jack_in.port_name in format_devices(found)
