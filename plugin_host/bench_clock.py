@@ -63,10 +63,13 @@ def _measure(zero: float, rows: list, bpm: float) -> dict:
     beat_s = 60.0 / bpm
     tick_s = beat_s / PPQN
     t, est_bpm, predicted, next_beat = rows.T
-    truth_next = zero + next_beat * beat_s
+    # jack_midi_clock sends no song position without a timecode master: if its first tick
+    # is not at transport frame 0 (it said Continue), our beat 0 is that tick's grid slot.
+    offset = round((t[0] - zero) / tick_s)
+    truth_next = zero + (next_beat + offset / PPQN) * beat_s
     after_bar = slice(PPQN * 4, None)
     phase_ms = np.abs(predicted[after_bar] - truth_next[after_bar]) * 1000
-    k = np.arange(len(t))
+    k = np.arange(len(t)) + offset
     wander_ms = np.abs(t - (zero + k * tick_s)) * 1000
     return {
         "tempo_error_after_1_bar_bpm": float(abs(est_bpm[PPQN * 4 - 1] - bpm)),
