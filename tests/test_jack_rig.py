@@ -131,3 +131,36 @@ def test_devices_lists_the_graph(jack_in):
     assert jack_in.port_name in found["jack"]["midi_in"]
     assert "system:playback_1" in found["jack"]["audio_in"]
     assert jack_in.port_name in format_devices(found)
+
+
+def test_rtmidi_ports_through_jack(jack_in):
+    """Virtual rtmidi ports in the JACK graph: a controller's output drives MidiControl,
+    and cypher's feedback output reaches a listener."""
+    import jack
+
+    import presets
+    from plugin_host.midi_control import ControllerMap, MidiControl
+    from plugin_host.midi_ports import open_input, open_output
+    from plugin_host.osc import Controls
+
+    controls = Controls()
+    mc = MidiControl(controls, ControllerMap.from_dict("pads", presets.load("controllers", "pads-and-knobs")))
+    cy_in = open_input("cypher-ctl", mc.handle, api="jack")
+    knob = open_output("knob-box", api="jack")
+    patch = jack.Client("cypher-test-patch", no_start_server=True)
+    try:
+        src = next(p for p in patch.get_ports(is_midi=True, is_output=True) if "knob-box" in p.name)
+        dst = next(p for p in patch.get_ports(is_midi=True, is_input=True) if "cypher-ctl" in p.name)
+        patch.connect(src, dst)
+        import mido
+
+        knob.send(mido.Message("control_change", channel=0, control=21, value=127))
+        knob.send(mido.Message("note_on", channel=0, note=38, velocity=90))
+        deadline = time.monotonic() + 3
+        while controls.commands != ["turn/stop"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        patch.close()
+        cy_in.close()
+        knob.close()
+    assert controls.aggression == 1.0 and controls.commands == ["turn/stop"]

@@ -103,3 +103,13 @@ def test_learn_over_osc(tmp_path, monkeypatch, pads):
     finally:
         sock.close()
         server.close()
+
+
+def test_port_lookup_names_what_exists():
+    from plugin_host.midi_ports import _find, open_input
+
+    assert _find(["Midi Through:0", "nanoKONTROL2:0"], "nanoKONTROL", "input") == "nanoKONTROL2:0"
+    with pytest.raises(RuntimeError, match="no MIDI input named like 'launchpad'; available: Midi Through:0"):
+        _find(["Midi Through:0"], "launchpad", "input")
+    with pytest.raises(ValueError, match="unknown MIDI API 'midiman'; valid: jack, alsa, coremidi, winmm"):
+        open_input("x", lambda m: None, api="midiman")
