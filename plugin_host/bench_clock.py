@@ -37,13 +37,19 @@ class _Probe:
             self.rows.append((msg.t, self.f.bpm, self.f.time_of(nb), nb))
 
 
-def _roll(inp: JackMidiIn, bpm: float, jitter: float, bars: float) -> tuple[float, list]:
+def _rewind(inp: JackMidiIn) -> _Probe:
+    """Stop the transport at frame 0 and listen with a fresh follower."""
     probe = _Probe(MidiClockFollower())
     inp.on_message = probe
-    client = inp.client
-    client.transport_stop()
-    client.transport_frame = 0
+    inp.client.transport_stop()
+    inp.client.transport_frame = 0
     time.sleep(0.15)
+    return probe
+
+
+def _roll(inp: JackMidiIn, bpm: float, jitter: float, bars: float) -> tuple[float, list]:
+    probe = _rewind(inp)
+    client = inp.client
     with MidiClockMaster(inp.port_name, bpm, jitter):
         time.sleep(0.2)
         client.transport_start()
@@ -81,12 +87,8 @@ def _measure(zero: float, rows: list, bpm: float) -> dict:
 
 def _settle(inp: JackMidiIn, before: float = 90.0, after: float = 120.0) -> float:
     """Beats at the new tempo until the estimate stays within 0.1 BPM, after a step."""
-    probe = _Probe(MidiClockFollower())
-    inp.on_message = probe
+    probe = _rewind(inp)
     client = inp.client
-    client.transport_stop()
-    client.transport_frame = 0
-    time.sleep(0.15)
     master = MidiClockMaster(inp.port_name, before)
     time.sleep(0.2)
     client.transport_start()
