@@ -88,3 +88,77 @@ class MidiClockMaster:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class GridClockMaster:
+    """A MIDI clock master of our own, in the JACK graph: tick k goes out at the transport's
+    grid frame for k plus an independent random offset of up to `jitter_percent` of a tick
+    period (jitter around a steady grid, as a hardware clock or a USB link would add),
+    unlike jack_midi_clock -J, whose offsets accumulate. Sends Start when the transport
+    starts rolling from frame 0 and Stop when it stops."""
+
+    def __init__(self, port: str, bpm: float, jitter_percent: float = 0.0, seed: int = 0) -> None:
+        import jack
+        import numpy as np
+
+        self._rng = np.random.default_rng(seed)
+        self.client = jack.Client("cypher-grid-clock", no_start_server=True)
+        self.out = self.client.midi_outports.register("mclk_out")
+        self.sr = self.client.samplerate
+        self.period = self.sr * 60.0 / bpm / 24  # frames per tick
+        self.jitter = jitter_percent / 100.0
+        self._rolling = False
+        self._k = 0
+        self._anchor = (0, 0.0)  # (tick index, transport frame) the grid counts from
+        self._new_period: float | None = None
+        self._next = None  # transport frame of the next (jittered) tick
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+        self.client.connect(self.out, port)
+
+    def set_bpm(self, bpm: float) -> None:
+        """Change tempo at the next tick, with no gap: the grid bends there."""
+        self._new_period = self.sr * 60.0 / bpm / 24
+
+    def _ideal(self, k: int) -> float:
+        k0, f0 = self._anchor
+        return f0 + (k - k0) * self.period
+
+    def _jittered(self, k: int) -> float:
+        return self._ideal(k) + self._rng.uniform(-self.jitter, self.jitter) * self.period
+
+    def _process(self, frames: int) -> None:
+        import jack
+
+        self.out.clear_buffer()
+        state, pos = self.client.transport_query()
+        rolling = state == jack.ROLLING
+        if rolling and not self._rolling:
+            self._k = int(-(-pos["frame"] // self.period))  # first grid tick at or after here
+            self._next = max(float(pos["frame"]), self._jittered(self._k))
+            self.out.write_midi_event(0, b"\xfa" if pos["frame"] == 0 else b"\xfb")
+        elif not rolling and self._rolling:
+            self.out.write_midi_event(0, b"\xfc")
+        self._rolling = rolling
+        if not rolling:
+            return
+        start = pos["frame"]
+        while self._next is not None and self._next < start + frames:
+            offset = max(0, int(round(self._next)) - start)
+            if offset < frames:
+                self.out.write_midi_event(offset, b"\xf8")
+            self._k += 1
+            if self._new_period is not None:  # bend the grid: tick k follows k-1 at the new period
+                self._anchor = (self._k - 1, self._ideal(self._k - 1))
+                self.period, self._new_period = self._new_period, None
+            self._next = max(self._next + 1, self._jittered(self._k))  # never out of order
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+    def __enter__(self) -> "GridClockMaster":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -164,3 +164,34 @@ def test_rtmidi_ports_through_jack(jack_in):
         cy_in.close()
         knob.close()
     assert controls.aggression == 1.0 and controls.commands == ["turn/stop"]
+
+
+def test_grid_master_with_jitter_and_a_tempo_step(jack_in):
+    """Our own JACK clock master: 5 % jitter around the transport grid, then 140 -> 100 BPM."""
+    import numpy as np
+
+    from plugin_host.jack_rig import GridClockMaster
+
+    f, seen = _follow(jack_in)
+    c = jack_in.client
+    c.transport_stop()
+    c.transport_frame = 0
+    time.sleep(0.1)
+    beats = []
+    with GridClockMaster(jack_in.port_name, 140.0, 5.0, seed=1) as master:
+        time.sleep(0.1)
+        c.transport_start()
+        _wait_ticks(seen, 96)
+        zero = jack_in.transport_zero_s
+        bpm_after_bar = f.bpm
+        for _ in range(12):  # phase: predicted beats against the transport grid
+            _wait_ticks(seen, sum(m.kind == "clock" for m in seen) + 6)
+            nb = np.floor(f.beat_at(seen[-1].t)) + 1
+            beats.append(abs(f.time_of(nb) - (zero + nb * 60 / 140)) * 1000)
+        master.set_bpm(100.0)
+        _wait_ticks(seen, sum(m.kind == "clock" for m in seen) + 48)
+        c.transport_stop()
+        time.sleep(0.1)
+    assert abs(bpm_after_bar - 140.0) < 0.1
+    assert np.percentile(beats, 95) < 1.0
+    assert abs(f.bpm - 100.0) < 0.5  # two beats after the step, under 5 % jitter
