@@ -28,6 +28,10 @@ def _wait_ticks(seen, n, timeout=15.0):
 
 
 def _follow(inp):
+    """A fresh follower listening to `inp`, the transport stopped at frame 0."""
+    inp.client.transport_stop()
+    inp.client.transport_frame = 0
+    time.sleep(0.1)
     f = MidiClockFollower()
     seen = []
 
@@ -42,9 +46,6 @@ def _follow(inp):
 def test_follows_jack_midi_clock_to_the_sample(jack_in):
     f, seen = _follow(jack_in)
     c = jack_in.client
-    c.transport_stop()
-    c.transport_frame = 0
-    time.sleep(0.1)
     with MidiClockMaster(jack_in.port_name, 120.0):
         time.sleep(0.2)
         c.transport_start()
@@ -64,9 +65,6 @@ def test_follows_jack_midi_clock_to_the_sample(jack_in):
 def test_continue_resumes_where_stop_left(jack_in):
     f, seen = _follow(jack_in)
     c = jack_in.client
-    c.transport_stop()
-    c.transport_frame = 0
-    time.sleep(0.1)
     with MidiClockMaster(jack_in.port_name, 150.0):
         time.sleep(0.2)
         c.transport_start()
@@ -174,9 +172,6 @@ def test_grid_master_with_jitter_and_a_tempo_step(jack_in):
 
     f, seen = _follow(jack_in)
     c = jack_in.client
-    c.transport_stop()
-    c.transport_frame = 0
-    time.sleep(0.1)
     beats = []
     with GridClockMaster(jack_in.port_name, 140.0, 5.0, seed=1) as master:
         time.sleep(0.1)
