@@ -175,19 +175,21 @@ def pitch_period(voiced: np.ndarray, sr: int, f0_min_hz: float = 50.0, f0_max_hz
     return tau
 
 
-def to_espeak(phones: Sequence[str]) -> str:
-    """ARPAbet with stress digits -> espeak-ng phoneme input for one word."""
+def _syllable_mnemonics(phones: Sequence[str]) -> list[tuple[int, list[str]]]:
+    """(stress, espeak mnemonics) per syllable of one word."""
     out = []
-    for syl, stress in ((s, s.stress) for s in syllabify(phones)):
-        mark = {1: "'", 2: ","}.get(stress, "")
+    for syl in syllabify(phones):
         body = []
         for i, ph in enumerate(syl.phones):
-            if i == syl.nucleus and stress == 0 and ph in _UNSTRESSED:
-                body.append(_UNSTRESSED[ph])
-            else:
-                body.append(_ARPA_TO_ESPEAK[ph])
-        out.append(mark + "".join(body))
-    return "".join(out)
+            reduced = i == syl.nucleus and syl.stress == 0 and ph in _UNSTRESSED
+            body.append(_UNSTRESSED[ph] if reduced else _ARPA_TO_ESPEAK[ph])
+        out.append((syl.stress, body))
+    return out
+
+
+def to_espeak(phones: Sequence[str]) -> str:
+    """ARPAbet with stress digits -> espeak-ng phoneme input for one word."""
+    return "".join({1: "'", 2: ","}.get(stress, "") + "".join(body) for stress, body in _syllable_mnemonics(phones))
 
 
 def _base(name: str) -> str:
@@ -214,12 +216,7 @@ def _match_events(events: Sequence[espeak.PhonemeEvent], expected: Sequence[str]
 
 
 def _expected_mnemonics(phones: Sequence[str]) -> list[str]:
-    out = []
-    for s in syllabify(phones):
-        for i, ph in enumerate(s.phones):
-            reduced = i == s.nucleus and s.stress == 0 and ph in _UNSTRESSED
-            out.append(_UNSTRESSED[ph] if reduced else _ARPA_TO_ESPEAK[ph])
-    return out
+    return [m for _, body in _syllable_mnemonics(phones) for m in body]
 
 
 @functools.lru_cache(maxsize=1024)

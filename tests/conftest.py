@@ -14,3 +14,15 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def wait_until(pred, timeout: float = 5.0) -> bool:
+    """Poll `pred` until true or `timeout` seconds pass (real peers answer asynchronously)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return bool(pred())

@@ -2,6 +2,7 @@
 import time
 
 import pytest
+from conftest import wait_until
 
 from plugin_host.clock import MidiClockFollower
 from plugin_host.jack_rig import JackServer, MidiClockMaster, have_jack_tools
@@ -22,9 +23,7 @@ def jack_in():
 
 def _wait_ticks(seen, n, timeout=15.0):
     """Wait for n clock ticks: the dummy backend keeps wall time only roughly under load."""
-    deadline = time.monotonic() + timeout
-    while sum(m.kind == "clock" for m in list(seen)) < n and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: sum(m.kind == "clock" for m in list(seen)) >= n, timeout)
 
 
 def _follow(inp):
@@ -109,9 +108,7 @@ def test_controller_over_jack_midi(jack_in):
     pad.activate()
     try:
         pad.connect(out, jack_in.port_name)
-        deadline = time.monotonic() + 3
-        while controls.commands != ["turn/respond"] and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: controls.commands == ["turn/respond"], 3)
         time.sleep(0.05)
     finally:
         pad.deactivate()
@@ -154,9 +151,7 @@ def test_rtmidi_ports_through_jack(jack_in):
 
         knob.send(mido.Message("control_change", channel=0, control=21, value=127))
         knob.send(mido.Message("note_on", channel=0, note=38, velocity=90))
-        deadline = time.monotonic() + 3
-        while controls.commands != ["turn/stop"] and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: controls.commands == ["turn/stop"], 3)
     finally:
         patch.close()
         cy_in.close()

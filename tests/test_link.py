@@ -5,16 +5,8 @@ import pytest
 
 link = pytest.importorskip("link")  # the link extra; the test extra pulls it in
 
+from conftest import wait_until as _until  # noqa: E402
 from plugin_host.link_clock import LinkClock  # noqa: E402
-
-
-def _until(pred, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_follows_a_link_session():

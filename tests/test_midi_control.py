@@ -1,7 +1,7 @@
 import socket
-import time
 
 import pytest
+from conftest import wait_until
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
@@ -88,17 +88,13 @@ def test_learn_over_osc(tmp_path, monkeypatch, pads):
 
     try:
         send("/cypher/midi/learn", "bpm")
-        deadline = time.monotonic() + 2
-        while mc.learning != "bpm" and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: mc.learning == "bpm", 2)
         assert mc.learning == "bpm"
         send("/cypher/midi/learn", "flow")
         reply = OscMessage(sock.recv(4096))
         assert reply.address == "/cypher/error" and "learnable parameters" in reply.params[1]
         send("/cypher/midi/save", "after-learn")
-        deadline = time.monotonic() + 2
-        while not (tmp_path / "controllers" / "after-learn.toml").exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: (tmp_path / "controllers" / "after-learn.toml").exists(), 2)
         assert (tmp_path / "controllers" / "after-learn.toml").exists()
     finally:
         sock.close()

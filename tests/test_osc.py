@@ -10,6 +10,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 import presets
+from conftest import wait_until
 from plugin_host.osc import ADDRESSES, Controls, OscServer, address_table_markdown, check_args
 
 needs_liblo = pytest.mark.skipif(not shutil.which("oscsend"), reason="needs liblo-tools (.ci/run installs it)")
@@ -21,14 +22,6 @@ def server():
     yield s
     s.close()
 
-
-def _wait(pred, timeout=2.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def _udp(port: int, address: str, *args, sock=None):
@@ -53,7 +46,7 @@ def test_oscsend_sets_parameters_and_clamps(server):
     send("/cypher/opponent/text", "s", "you came from the suburbs with a borrowed chain")
     send("/cypher/turn/respond")
     c = server.controls
-    assert _wait(lambda: c.commands == ["turn/respond"])
+    assert wait_until(lambda: c.commands == ["turn/respond"])
     assert c.aggression == pytest.approx(0.7) and c.bpm == 240 and c.clean is False
     assert c.opponent_text.startswith("you came from the suburbs")
 
@@ -65,7 +58,7 @@ def test_subscribers_get_feedback_in_oscdump(server):
     try:
         time.sleep(0.3)
         subprocess.run(["oscsend", "localhost", str(server.port), "/cypher/subscribe", "i", str(port)], check=True)
-        assert _wait(lambda: server.subscribers)
+        assert wait_until(lambda: server.subscribers)
         subprocess.run(["oscsend", "localhost", str(server.port), "/cypher/style/rhyme_density", "f", "2.5"], check=True)
         server.set_state("responding")
         time.sleep(0.3)
@@ -97,7 +90,7 @@ def test_bad_messages_get_an_error_reply_and_never_crash(server, caplog):
                 assert OscMessage(sock.recv(4096)).address == "/cypher/error"
         # still alive and applying
         _udp(server.port, "/cypher/style/aggression", 0.25)
-        assert _wait(lambda: server.controls.aggression == pytest.approx(0.25))
+        assert wait_until(lambda: server.controls.aggression == pytest.approx(0.25))
     finally:
         sock.close()
     unknown = [r for r in caplog.records if "/somewhere/else" in r.getMessage()]
