@@ -105,7 +105,6 @@ def _settle(inp: JackMidiIn, before: float = 90.0, after: float = 120.0, jitter:
     rows = np.array(probe.rows[n_before:])
     if len(rows) < PPQN:
         raise RuntimeError("too few ticks after the tempo step")
-    rows = rows[np.argmax(np.abs(np.diff(rows[:, 0]) - 60 / after / PPQN) < 0.5 * 60 / before / PPQN):]  # from the step
     ok = np.abs(rows[:, 1] - after) < 0.1
     bad = np.flatnonzero(~ok)
     settled_at = 0 if bad.size == 0 else int(bad[-1]) + 1
