@@ -24,7 +24,7 @@ commands:
   say TEXT --out F.wav   rap TEXT on the 16th-note grid into a WAV file
   demo                   a full exchange over the built-in beat, written under takes/
   devices                MIDI ports and audio ports, as the engine sees them
-  bench NAME             measure: voice (render time, onset alignment), clock, pathstar
+  bench NAME             measure: voice (render time, onset alignment), clock, lyrics, pathstar
   train pathstar         reproduce the path-star failure of next-token prediction
                          (needs the training extra: pip install -e '.[train]')
 
@@ -88,9 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure speed and timing",
                            description="Measure one part of cypher and report medians and ratios. "
                                        "Exits 0 whether or not targets are met.")
-    bench.add_argument("name", choices=["voice", "clock", "pathstar"],
+    bench.add_argument("name", choices=["voice", "clock", "lyrics", "pathstar"],
                        help="voice: 4-bar render time and onset alignment; clock: following jack_midi_clock in a "
-                            "JACK dummy graph (needs jackd2, jack-midi-clock); pathstar: path accuracy per objective")
+                            "JACK dummy graph (needs jackd2, jack-midi-clock); lyrics: the writer on the corpus's held-out "
+                            "exchanges, with the human comebacks as a reference row; pathstar: path accuracy per objective")
     bench.add_argument("--runs", type=_number(int, "--runs"), default=60, help="voice: timed renders (default 60)")
     bench.add_argument("--size", choices=["tiny", "cpu", "paper"], default="tiny",
                        help="pathstar: size to train and measure (default tiny)")
@@ -98,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pathstar: measure the checkpoints a `cypher train pathstar --out DIR` left, without training")
     bench.add_argument("--out", metavar="DIR", help="pathstar: where runs and the curve plot go (default runs/pathstar-SIZE)")
     bench.add_argument("--device", default="auto", help="pathstar: auto, cpu or cuda (default auto)")
+    bench.add_argument("--exchanges", type=_number(int, "--exchanges"), metavar="N",
+                       help="lyrics: score only the first N held-out exchanges (default all)")
+    bench.add_argument("--seed", type=_number(int, "--seed"), default=0, help="lyrics: plan seed (default 0)")
     bench.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     devices = sub.add_parser("devices", help="list MIDI ports and audio ports as the engine sees them",
@@ -183,6 +187,20 @@ def _cmd_bench(args) -> int:
             report = bench_clock()
         except RigError as e:
             raise UsageError(str(e)) from None
+    elif args.name == "lyrics":
+        from plugin_host.bench_lyrics import bench_lyrics, format_table
+
+        if args.exchanges is not None and args.exchanges < 1:
+            raise UsageError("--exchanges must be at least 1")
+        from models_onnx.corpus import CorpusError
+
+        try:
+            report = bench_lyrics(n_exchanges=args.exchanges, seed=args.seed)
+        except CorpusError as e:
+            raise UsageError(f"{e} (fix the corpus file; `python -m models_onnx.corpus.lint` checks it)") from None
+        if not args.json:
+            print(format_table(report))
+            return 0
     elif args.name == "pathstar":
         from plugin_host.training import bench_pathstar
 
