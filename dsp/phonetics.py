@@ -162,15 +162,21 @@ def syllabify(phones: Sequence[str]) -> tuple[Syllable, ...]:
     return tuple(sylls)
 
 
+@functools.lru_cache(maxsize=65536)
 def word(text: str) -> Word:
     """One normalised word, pronounced and syllabified."""
     phones, source = pronounce(text)
     return Word(text, phones, syllabify(phones), source)
 
 
+@functools.lru_cache(maxsize=16384)
+def _words(text: str) -> tuple[Word, ...]:
+    return tuple(word(w) for w in normalize_words(text))
+
+
 def words(text: str) -> list[Word]:
     """Every spoken word of `text` (numbers spelled, symbols dropped), pronounced."""
-    return [word(w) for w in normalize_words(text)]
+    return list(_words(text))
 
 
 def syllable_count(text: str) -> int:

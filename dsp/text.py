@@ -1,6 +1,7 @@
 """Text normalisation for rapping: numbers spoken, symbols dropped, lines split into bars."""
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -84,6 +85,11 @@ def normalize_words(text: str) -> list[str]:
     >>> normalize_words("I got 99 problems & 2 cars!")
     ['i', 'got', 'ninety', 'nine', 'problems', 'and', 'two', 'cars']
     """
+    return list(_normalize(text))
+
+
+@functools.lru_cache(maxsize=16384)  # the writer and critic see the same bars many times
+def _normalize(text: str) -> tuple[str, ...]:
     text = text.replace("\u2019", "'").replace("\u2018", "'")
     # Accented Latin letters keep their base letter (café -> cafe); other scripts drop out.
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
@@ -99,7 +105,7 @@ def normalize_words(text: str) -> list[str]:
             word = word.rstrip("'")
         if word:
             words.append(word)
-    return words
+    return tuple(words)
 
 
 def split_bars(text: str) -> list[str]:

@@ -17,9 +17,37 @@ def _phones(words: list[phonetics.Word]) -> tuple[str, ...]:
     return tuple(p for w in words for p in w.phones)
 
 
+# Vowels most rappers (and listeners) do not tell apart at a line end: the cot/caught
+# merger away from R, and the vowels that collapse before R ("year / here",
+# "yours / doors", "tour / sure").
+_MERGED = {"AO": "AA"}
+_MERGED_BEFORE_R = {"IH": "IY", "UH": "AO", "UW": "AO", "OW": "AO", "AO": "AO", "EY": "EH"}
+
+
+def _merge(key: tuple[str, ...]) -> tuple[str, ...]:
+    out = []
+    for i, p in enumerate(key):
+        if i + 1 < len(key) and key[i + 1] == "R":
+            out.append(_MERGED_BEFORE_R.get(p, p))
+        else:
+            out.append(_MERGED.get(p, p))
+    return tuple(out)
+
+
 def _tail_from_stress(phones: tuple[str, ...]) -> tuple[str, ...]:
-    """Phones from the last stressed vowel (or the last vowel) to the end, stress stripped."""
-    return phonetics.rhyme_key(phonetics.Word("", phones, phonetics.syllabify(phones), ""))
+    """Phones from the last stressed vowel (or the last vowel) to the end, stress stripped,
+    with merged vowels made equal."""
+    return _merge(phonetics.rhyme_key(phonetics.Word("", phones, phonetics.syllabify(phones), "")))
+
+
+def tail(word: phonetics.Word) -> tuple[str, ...]:
+    """A word's rhyme tail as `grade` compares it: two words with equal tails rhyme perfectly,
+    equal `phonetics.slant_key`s slant, equal `tail_vowels` assonate."""
+    return _tail_from_stress(word.phones)
+
+
+def tail_vowels(tail: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(p for p in tail if p in phonetics.VOWELS)
 
 
 def end_words(line: str, n_words: int = 4) -> list[phonetics.Word]:
@@ -45,9 +73,7 @@ def grade(a: str | list[phonetics.Word], b: str | list[phonetics.Word]) -> int:
         return PERFECT
     if phonetics.slant_key(ka) == phonetics.slant_key(kb):
         return SLANT
-    va = [p for p in ka if p in phonetics.VOWELS]
-    vb = [p for p in kb if p in phonetics.VOWELS]
-    if va == vb:
+    if tail_vowels(ka) == tail_vowels(kb):
         return ASSONANCE
     return NONE
 
@@ -61,8 +87,8 @@ def length(a: str | list[phonetics.Word], b: str | list[phonetics.Word]) -> int:
     wb = end_words(b) if isinstance(b, str) else b
     if grade(wa, wb) == NONE:
         return 0
-    va = [s.vowel for w in wa for s in w.syllables]
-    vb = [s.vowel for w in wb for s in w.syllables]
+    va = [_MERGED.get(s.vowel, s.vowel) for w in wa for s in w.syllables]
+    vb = [_MERGED.get(s.vowel, s.vowel) for w in wb for s in w.syllables]
     n = 0
     while n < min(len(va), len(vb)) and va[-1 - n] == vb[-1 - n]:
         n += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +20,8 @@ from models_onnx.corpus.lint import anchor_in
 from models_onnx.critic import NOVELTY_NGRAM, Context, Critic
 from models_onnx.planner import Plan, plan
 from models_onnx.retrieval import RetrievalWriter
+from models_onnx.lyric_model import MODEL_PATH, LyricModel
+from models_onnx.writer import ModelWriter
 from plugin_host.rap import load_flow
 
 TARGETS = {  # issue 6's targets for the writer
@@ -73,13 +76,15 @@ def score_responses(responses: list[list[str]], plans: list[Plan], opponents: li
 
 
 def bench_lyrics(n_exchanges: int | None = None, flow_name: str = "boom-bap", seed: int = 0,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, model_path: Path | None = None) -> dict:
+    """The writer rows (the model, then the retrieval baseline) and the human reference row."""
     corpus = load()
     train = corpus.train()
     heldout = corpus.heldout()[:n_exchanges] if n_exchanges else corpus.heldout()
     flow = load_flow(flow_name)
     critic = Critic(train.bars())
-    writers = [RetrievalWriter(train, critic)]
+    model = LyricModel(model_path or MODEL_PATH)
+    writers = [ModelWriter(model, critic, flow), RetrievalWriter(train, critic)]
 
     opponents = [e.opponent for e in heldout]
     labelled = [e.anchors for e in heldout]
@@ -103,6 +108,8 @@ def bench_lyrics(n_exchanges: int | None = None, flow_name: str = "boom-bap", se
         rows[w.name] = row
         rows[w.name + "_examples"] = [
             {"opponent": list(o), "response": r} for o, r in zip(opponents[:3], responses[:3])]
+    if model.n_future > 1:
+        rows[writers[0].name].update(bench_speculative(model, opponents, plans))
     rows["human"] = score_responses([list(e.comeback) for e in heldout], plans, opponents, labelled,
                                     critic, flow)
     main = rows[writers[0].name]
@@ -110,10 +117,79 @@ def bench_lyrics(n_exchanges: int | None = None, flow_name: str = "boom-bap", se
     for name, (op, value) in TARGETS.items():
         met = main[name] >= value if op == ">=" else main[name] <= value
         targets[name] = {"target": value, "met": bool(met)}
+    import resource
+
     return {
         "bench": "lyrics", "writer": writers[0].name, "exchanges": len(heldout), "flow": flow_name,
-        "seed": seed, "rows": rows, "metrics": main, "targets": targets,
+        "seed": seed, "model": {"file": str(model.path), "mb": round(model.path.stat().st_size / 1e6, 1),
+                                 **{k: model.config[k] for k in ("n_layer", "n_head", "n_embd", "n_future")},
+                                 "objective": model.run.get("objective"), "direction": model.direction},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rows": rows, "metrics": main, "targets": targets,
     }
+
+
+def bench_ablation(out: str | None = None, size: str = "small", steps: int | None = None,
+                   device: str = "auto", n_exchanges: int | None = None) -> dict:
+    """Train (or resume) every objective x direction on the same data and budget, decode each
+    without constraints, and report them side by side."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        from plugin_host.errors import UsageError
+
+        raise UsageError("the ablation trains models: install the train extra with pip install -e '.[train]'")
+    from models_onnx.training.ablation import run_ablation
+
+    folder = Path(out or "runs/ablation")
+    rows = run_ablation(folder, size=size, steps=steps, device=device, log=lambda s: print(s, file=sys.stderr),
+                        n_bars=2 * n_exchanges if n_exchanges else None)
+    metrics = {f"{name}_{k}": v for name, row in rows.items() for k, v in row.items()
+               if isinstance(v, (int, float)) and k not in ("steps", "bars")}
+    return {"bench": "lyrics-ablation", "folder": str(folder), "rows": rows, "metrics": metrics, "targets": {}}
+
+
+def format_ablation(report: dict) -> str:
+    cols = ["heldout_ppl", "rhyme_hit_unconstrained", "syllables_exact_unconstrained",
+            "anchor_placed_unconstrained", "novelty", "tokens_per_s"]
+    short = ["ppl", "rhyme hit", "syll exact", "anchor", "novelty", "tok/s"]
+    lines = [f"{'variant':18s}" + "".join(f"{c:>12s}" for c in short)]
+    for name, row in report["rows"].items():
+        lines.append(f"{name:18s}" + "".join(f"{row[c]:>12}" for c in cols))
+    any_row = next(iter(report["rows"].values()))
+    lines.append(f"(unconstrained greedy decoding of {any_row['bars']} held-out bars; "
+                 f"{any_row['steps']} training steps each; models in {report['folder']})")
+    return "\n".join(lines)
+
+
+def bench_speculative(model: LyricModel, opponents: list[tuple[str, ...]], plans: list[Plan]) -> dict:
+    """Greedy decoding one token at a time vs self-speculative, on every planned bar:
+    whether the bars are identical, and the ratio of model calls and of wall time."""
+    from dsp import phonetics
+    from models_onnx import decode
+    from models_onnx.prompt import BarRequest, prefix
+
+    same, calls_plain, calls_spec, t_plain, t_spec, tokens = [], 0, 0, 0.0, 0.0, 0
+    for opp, p in zip(opponents, plans):
+        for bp in p.bars:
+            anchor = normalize_words(bp.anchor) if bp.anchor else []
+            syll = sum(len(phonetics.word(w).syllables) for w in anchor)
+            cons = decode.constraints(model, bp.syllables, bp.rhyme_word, anchor, syll)
+            ids = prefix(model.tok, BarRequest(opp, None, bp.syllables, bp.tactics, bp.rhyme_word, bp.anchor),
+                         model.direction)
+            t0 = time.perf_counter()
+            a, n_a = decode.greedy(model, ids, cons)
+            t1 = time.perf_counter()
+            b, n_b = decode.greedy_speculative(model, ids, cons)
+            t2 = time.perf_counter()
+            same.append(a.tokens == b.tokens)
+            calls_plain, calls_spec = calls_plain + n_a, calls_spec + n_b
+            t_plain, t_spec = t_plain + t1 - t0, t_spec + t2 - t1
+            tokens += len(a.tokens) + 1
+    return {"speculative_identical": round(float(np.mean(same)), 4),
+            "speculative_tokens_per_call": round(tokens / max(1, calls_spec), 3),
+            "speculative_call_ratio": round(calls_plain / max(1, calls_spec), 3),
+            "speculative_speedup": round(t_plain / max(t_spec, 1e-9), 3)}
 
 
 def format_table(report: dict) -> str:

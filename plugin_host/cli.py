@@ -22,14 +22,16 @@ cypher: a battle-rap partner that raps back on the beat.
 
 commands:
   say TEXT --out F.wav   rap TEXT on the 16th-note grid into a WAV file
+  write --opponent T     write a comeback to the opponent's verse and print it
   demo                   a full exchange over the built-in beat, written under takes/
   devices                MIDI ports and audio ports, as the engine sees them
   bench NAME             measure: voice (render time, onset alignment), clock, lyrics, pathstar
-  train pathstar         reproduce the path-star failure of next-token prediction
-                         (needs the training extra: pip install -e '.[train]')
+  train lyrics|pathstar  train the lyric model, or reproduce the path-star failure of
+                         next-token prediction (needs the training extra: pip install -e '.[train]')
+  export lyrics          install a trained lyric model as the shipped ONNX file
 
-Bars are separated by " / " or newlines. Presets (flows, voices, fx) are the TOML
-files under presets/; pass a name or a path to a .toml file.
+Bars are separated by " / " or newlines. Presets (flows, voices, fx, styles) are the
+TOML files under presets/; pass a name or a path to a .toml file.
 """
 
 
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="takes", help="folder that receives the demo-* take folder (default takes)")
     demo.add_argument("--verses", default="demo", help="exchange preset under presets/verses (default demo)")
     demo.add_argument("--bpm", type=_number(float, "--bpm"), help="tempo (default: the preset's)")
+    demo.add_argument("--seed", type=_number(int, "--seed"), default=0, help="seed for cypher's writing (default 0)")
     demo.add_argument("--json", action="store_true", help="print what was written as JSON")
 
     bench = sub.add_parser("bench", help="measure speed and timing",
@@ -93,16 +96,35 @@ def build_parser() -> argparse.ArgumentParser:
                             "JACK dummy graph (needs jackd2, jack-midi-clock); lyrics: the writer on the corpus's held-out "
                             "exchanges, with the human comebacks as a reference row; pathstar: path accuracy per objective")
     bench.add_argument("--runs", type=_number(int, "--runs"), default=60, help="voice: timed renders (default 60)")
-    bench.add_argument("--size", choices=["tiny", "cpu", "paper"], default="tiny",
-                       help="pathstar: size to train and measure (default tiny)")
+    bench.add_argument("--size", choices=["tiny", "small", "cpu", "paper"],
+                       help="pathstar: size to train and measure (tiny, cpu, paper; default tiny); "
+                            "lyrics --ablation: model size (tiny or small; default small)")
     bench.add_argument("--from", dest="from_dir", metavar="DIR",
                        help="pathstar: measure the checkpoints a `cypher train pathstar --out DIR` left, without training")
-    bench.add_argument("--out", metavar="DIR", help="pathstar: where runs and the curve plot go (default runs/pathstar-SIZE)")
-    bench.add_argument("--device", default="auto", help="pathstar: auto, cpu or cuda (default auto)")
+    bench.add_argument("--out", metavar="DIR", help="pathstar, lyrics --ablation: where the runs go "
+                                                     "(default runs/pathstar-SIZE, runs/ablation)")
+    bench.add_argument("--device", default="auto", help="pathstar, lyrics --ablation: auto, cpu or cuda (default auto)")
     bench.add_argument("--exchanges", type=_number(int, "--exchanges"), metavar="N",
                        help="lyrics: score only the first N held-out exchanges (default all)")
     bench.add_argument("--seed", type=_number(int, "--seed"), default=0, help="lyrics: plan seed (default 0)")
+    bench.add_argument("--ablation", action="store_true",
+                       help="lyrics: train next-token, teacherless and multi-token models, each left-to-right and "
+                            "right-to-left, on the same data and budget, and compare them decoded without constraints")
+    bench.add_argument("--steps", type=_number(int, "--steps"),
+                       help="lyrics --ablation: training steps per variant (default: the small size's)")
     bench.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    write = sub.add_parser("write", help="write a comeback to an opponent's verse and print it",
+                           description="Plan and write a comeback: the opponent's anchors and end rhymes are found, "
+                                       "each bar is planned (syllables, rhyme, anchor, tactic) and written by the lyric "
+                                       "model under those constraints, candidates ranked by the critic.")
+    write.add_argument("--opponent", required=True, metavar="TEXT|FILE",
+                       help='the opponent\'s verse: text with bars separated by " / " or newlines, or a .txt file')
+    write.add_argument("--bars", type=_number(int, "--bars"), default=4, help="bars to write, 1-16 (default 4)")
+    write.add_argument("--style", default="battle", help=f"style preset: {', '.join(presets.names('styles'))} (default battle)")
+    write.add_argument("--flow", default="boom-bap", help="flow the bars are planned for (syllable budgets; default boom-bap)")
+    write.add_argument("--seed", type=_number(int, "--seed"), default=0, help="same seed, same bars (default 0)")
+    write.add_argument("--json", action="store_true", help="print one JSON object: bars, anchors, latency")
 
     devices = sub.add_parser("devices", help="list MIDI ports and audio ports as the engine sees them",
                              description="List the JACK graph's audio and MIDI ports and the MIDI ports of "
@@ -110,13 +132,22 @@ def build_parser() -> argparse.ArgumentParser:
     devices.add_argument("--json", action="store_true", help="print one JSON object")
 
     train = sub.add_parser("train", help="train a model (needs the train extra)",
-                           description="Train a model. pathstar: the planning task of Bachmann & Nagarajan (2024) "
-                                       "with teacher-forced next-token, teacherless and reversed-target objectives "
-                                       "on one transformer; writes checkpoints, learning curves (JSON) and curves.png.")
-    train.add_argument("name", choices=["pathstar"], help="what to train")
-    train.add_argument("--size", choices=["tiny", "cpu", "paper"], default="tiny",
-                       help="tiny: seconds, checks the harness; cpu: a laptop; paper: G(2,5,50), 6x384 GPT, 200k graphs, for a GPU")
-    train.add_argument("--objective", choices=["next", "teacherless", "reverse", "all"], default="all")
+                           description="Train a model. lyrics: the lyric model on the corpus's training split "
+                                       "(the shipped recipe by default: small, multi-token heads, right-to-left); "
+                                       "writes a checkpoint, its learning curve and an ONNX file into --out; "
+                                       "`cypher export lyrics` installs it. pathstar: the planning task of Bachmann & "
+                                       "Nagarajan (2024) with teacher-forced next-token, teacherless and reversed-target "
+                                       "objectives on one transformer; writes checkpoints, learning curves (JSON) and curves.png.")
+    train.add_argument("name", choices=["lyrics", "pathstar"], help="what to train")
+    train.add_argument("--size", choices=["tiny", "small", "cpu", "paper"],
+                       help="lyrics: tiny (seconds, checks the harness) or small (the shipped model; default); "
+                            "pathstar: tiny (default), cpu (a laptop) or paper (G(2,5,50), 6x384 GPT, 200k graphs, for a GPU)")
+    train.add_argument("--objective", choices=["next", "teacherless", "multi", "reverse", "all"],
+                       help="lyrics: next, teacherless or multi (default multi); pathstar: next, teacherless, reverse "
+                            "or all (default all)")
+    train.add_argument("--direction", choices=["r2l", "l2r"], default="r2l",
+                       help="lyrics: write each bar from its rhyme word back (r2l, default) or left to right")
+    train.add_argument("--steps", type=_number(int, "--steps"), help="lyrics: optimiser steps (default: the size's)")
     for flag, kind, what in (("--deg", int, "arms d"), ("--path-len", int, "nodes on the path, source included"),
                              ("--nodes", int, "node label range n"), ("--n-train", int, "training graphs"),
                              ("--n-test", int, "fresh test graphs"), ("--epochs", int, "epochs"),
@@ -126,7 +157,17 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument(flag, type=_number(kind, flag), help=f"{what} (default: the size's)")
     train.add_argument("--seed", type=_number(int, "--seed"), default=0, help="data and init seed (default 0)")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    train.add_argument("--out", metavar="DIR", help="output folder (default runs/pathstar-SIZE); an unfinished run there resumes")
+    train.add_argument("--out", metavar="DIR",
+                       help="output folder (default runs/lyrics or runs/pathstar-SIZE); an unfinished run there resumes")
+
+    export = sub.add_parser("export", help="export a trained model to ONNX (needs the train extra)",
+                            description="Export the lyric model trained into --from to ONNX (with a key/value cache "
+                                        "and the tokenizer in its metadata), check torch against onnxruntime, and "
+                                        "write it where cypher loads it from.")
+    export.add_argument("name", choices=["lyrics"], help="what to export")
+    export.add_argument("--from", dest="from_dir", default="runs/lyrics", metavar="DIR",
+                        help="folder a `cypher train lyrics` run wrote (default runs/lyrics)")
+    export.add_argument("--out", metavar="FILE", help="ONNX file to write (default: the shipped model, models_onnx/lyrics.onnx)")
     return parser
 
 
@@ -172,7 +213,7 @@ def _cmd_say(args) -> int:
 def _cmd_demo(args) -> int:
     from plugin_host.demo import run_demo
 
-    result = run_demo(Path(args.out), args.verses, args.bpm)
+    result = run_demo(Path(args.out), args.verses, args.bpm, seed=args.seed)
     if args.json:
         print(json.dumps(result))
     return 0
@@ -193,18 +234,28 @@ def _cmd_bench(args) -> int:
         if args.exchanges is not None and args.exchanges < 1:
             raise UsageError("--exchanges must be at least 1")
         from models_onnx.corpus import CorpusError
+        from models_onnx.lyric_model import ModelError
+        from plugin_host.bench_lyrics import bench_ablation, format_ablation
 
         try:
-            report = bench_lyrics(n_exchanges=args.exchanges, seed=args.seed)
-        except CorpusError as e:
-            raise UsageError(f"{e} (fix the corpus file; `python -m models_onnx.corpus.lint` checks it)") from None
+            if args.ablation:
+                if args.size not in (None, "tiny", "small"):
+                    raise UsageError("lyrics --ablation sizes are tiny and small")
+                report = bench_ablation(out=args.out, size=args.size or "small", steps=args.steps,
+                                        device=args.device, n_exchanges=args.exchanges)
+            else:
+                report = bench_lyrics(n_exchanges=args.exchanges, seed=args.seed)
+        except (CorpusError, ModelError) as e:
+            raise UsageError(str(e)) from None
         if not args.json:
-            print(format_table(report))
+            print(format_ablation(report) if args.ablation else format_table(report))
             return 0
     elif args.name == "pathstar":
         from plugin_host.training import bench_pathstar
 
-        report = bench_pathstar(size=args.size, from_dir=args.from_dir, out=args.out, device=args.device)
+        if args.size not in (None, "tiny", "cpu", "paper"):
+            raise UsageError("pathstar sizes are tiny, cpu and paper")
+        report = bench_pathstar(size=args.size or "tiny", from_dir=args.from_dir, out=args.out, device=args.device)
     else:
         from plugin_host.bench import bench_voice
 
@@ -221,10 +272,38 @@ def _cmd_bench(args) -> int:
     return 0
 
 
-def _cmd_train(args) -> int:
-    from plugin_host.training import train_pathstar
+def _cmd_write(args) -> int:
+    from plugin_host.rap import load_flow
+    from plugin_host.write import Comeback, load_style, read_opponent
 
-    train_pathstar(args)
+    if not 1 <= args.bars <= 16:
+        raise UsageError(f"--bars must be 1-16, got {args.bars}")
+    opponent = read_opponent(args.opponent)
+    style = load_style(args.style)
+    result = Comeback(load_flow(args.flow)).write(opponent, args.bars, style, seed=args.seed)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for bar in result["bars"]:
+            print(bar["text"])
+        print(f"(anchors: {', '.join(result['anchors'][:4])}; {result['latency_ms']['total']:.0f} ms)", file=sys.stderr)
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from plugin_host.training import train_lyrics, train_pathstar
+
+    if args.name == "lyrics":
+        train_lyrics(args)
+    else:
+        train_pathstar(args)
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from plugin_host.training import export_lyrics
+
+    export_lyrics(args)
     return 0
 
 
@@ -236,7 +315,8 @@ def _cmd_devices(args) -> int:
     return 0
 
 
-COMMANDS = {"say": _cmd_say, "demo": _cmd_demo, "bench": _cmd_bench, "train": _cmd_train, "devices": _cmd_devices}
+COMMANDS = {"say": _cmd_say, "demo": _cmd_demo, "write": _cmd_write, "bench": _cmd_bench, "train": _cmd_train, "export": _cmd_export,
+            "devices": _cmd_devices}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,11 +18,12 @@ from plugin_host.errors import UsageError
 from plugin_host.files import umask, write_text, write_wav
 from plugin_host.flow_plot import plot_flow
 from plugin_host.rap import bar_records, check_bpm, load_flow, load_fx, load_voice, rap, syllable_records
+from plugin_host.write import Comeback, load_style
 
 SR = 44100
 PEAK_DBFS = -1.0
 _TOP_KEYS = {"description", "bpm", "flow", "intro_bars", "outro_bars", "turn"}
-_TURN_KEYS = {"who", "voice", "fx", "bars"}
+_TURN_KEYS = {"who", "voice", "fx"}  # and one of: bars (performed as written) or write (bars cypher writes)
 
 
 def _check_exchange(name: str, data: dict) -> None:
@@ -34,18 +35,24 @@ def _check_exchange(name: str, data: dict) -> None:
         raise UsageError(f"verses {name!r}: needs at least one [[turn]] with who, voice, fx and bars")
     for i, turn in enumerate(turns):
         missing = _TURN_KEYS - set(turn)
-        extra = set(turn) - _TURN_KEYS
-        if missing or extra:
-            raise UsageError(f"verses {name!r}, turn {i + 1}: keys must be exactly {', '.join(sorted(_TURN_KEYS))}")
-        if not isinstance(turn["bars"], list) or not all(isinstance(b, str) for b in turn["bars"]):
+        extra = set(turn) - _TURN_KEYS - {"bars", "write"}
+        if missing or extra or ("bars" in turn) == ("write" in turn):
+            raise UsageError(f"verses {name!r}, turn {i + 1}: keys must be who, voice, fx and either bars "
+                             "(a list of strings) or write (how many bars cypher writes in answer)")
+        if "bars" in turn and (not isinstance(turn["bars"], list) or not all(isinstance(b, str) for b in turn["bars"])):
             raise UsageError(f"verses {name!r}, turn {i + 1}: bars must be a list of strings")
+        if "write" in turn and (not isinstance(turn["write"], int) or isinstance(turn["write"], bool)
+                                or not 1 <= turn["write"] <= 16):
+            raise UsageError(f"verses {name!r}, turn {i + 1}: write must be a number of bars, 1-16")
+        if "write" in turn and i == 0:
+            raise UsageError(f"verses {name!r}: the first turn must have bars; cypher answers a verse")
 
 
 def _progress(i: int, n: int, what: str) -> None:
     print(f"  [{i}/{n}] {what}", file=sys.stderr)
 
 
-def run_demo(out_root: Path, verses: str = "demo", bpm: float | None = None) -> dict:
+def run_demo(out_root: Path, verses: str = "demo", bpm: float | None = None, seed: int = 0) -> dict:
     """Render the exchange `verses` into a new folder `out_root/demo-<time>/`; returns what was written."""
     try:
         data = presets.load("verses", verses)
@@ -61,14 +68,20 @@ def run_demo(out_root: Path, verses: str = "demo", bpm: float | None = None) -> 
     if not os.access(out_root, os.W_OK):
         raise UsageError(f"cannot write into {out_root}; choose another --out")
 
-    print(f"cypher demo: performing the hand-written exchange in presets/verses/{verses}.toml "
-          "(the writing model has not landed yet, so these bars are not cypher's own)", file=sys.stderr)
-    turns = data["turn"]
+    turns = [dict(t) for t in data["turn"]]
     n_steps = len(turns) + 2
     bar = int(data.get("intro_bars", 1))
     takes = []
+    writer = None
     for i, turn in enumerate(turns, 1):
-        _progress(i, n_steps, f"{turn['who']}: {len(turn['bars'])} bars")
+        if "write" in turn:
+            if writer is None:
+                writer = Comeback(flow)
+            written = writer.write(turns[i - 2]["bars"], turn["write"], load_style("battle"), seed=seed)
+            turn["bars"] = [b["text"] for b in written["bars"]]
+            turn["written_by"] = f"the lyric model (seed {seed}, {written['latency_ms']['write']:.0f} ms)"
+        _progress(i, n_steps, f"{turn['who']}: {len(turn['bars'])} bars"
+                  + (f", written by the lyric model" if "write" in turn else ""))
         take = rap("\n".join(turn["bars"]), bpm, flow, load_voice(turn["voice"]), load_fx(turn["fx"]), sr=SR,
                    start_beat=Fraction(bar * flow.beats_per_bar), tail_s=2.0)
         takes.append((turn, take))
@@ -100,10 +113,11 @@ def run_demo(out_root: Path, verses: str = "demo", bpm: float | None = None) -> 
             write_wav(tmp / f"{who}.wav", stem, SR)
             files.append(f"{who}.wav")
         lyrics = {
-            "source": f"presets/verses/{verses}.toml (hand-written; the writing model has not landed)",
+            "source": f"presets/verses/{verses}.toml",
             "bpm": bpm, "sr": SR, "flow": flow.name, "beats_per_bar": flow.beats_per_bar,
             "turns": [
                 {"who": turn["who"], "voice": turn["voice"], "fx": turn["fx"],
+                 "written_by": turn.get("written_by", "hand-written in the preset"),
                  "bars": bar_records(take.performance), "syllables": syllable_records(take.performance)}
                 for turn, take in takes
             ],

@@ -50,8 +50,15 @@ def _run(pathstar, size: str, objectives: list[str], out: Path, device: str, see
 
 def train_pathstar(args) -> None:
     pathstar = _torch_modules()
+    args.size = args.size or "tiny"
+    if args.size not in ("tiny", "cpu", "paper"):
+        raise UsageError(f"pathstar has sizes tiny, cpu and paper, not {args.size!r}")
+    if args.objective == "multi":
+        raise UsageError("pathstar objectives are next, teacherless, reverse or all")
+    if args.steps is not None:
+        raise UsageError("pathstar trains by --epochs, not --steps")
     out = Path(args.out or f"runs/pathstar-{args.size}")
-    objectives = OBJECTIVES if args.objective == "all" else [args.objective]
+    objectives = OBJECTIVES if args.objective in (None, "all") else [args.objective]
     _run(pathstar, args.size, objectives, out, args.device, args.seed, _overrides(args))
     _log(f"cypher train pathstar: wrote {out}/ ({', '.join(o + '.pt' for o in objectives)}, curves.png)")
 
@@ -91,3 +98,64 @@ def bench_pathstar(size: str = "tiny", from_dir: str | None = None, out: str | N
     return {"bench": "pathstar", "setup": {"folder": str(folder), "fresh_graphs": n_fresh, "runs": setup,
                                            "plot": str(folder / "curves.png")},
             "metrics": metrics, "targets": targets}
+
+
+LYRIC_FLAGS = {"steps": "steps", "batch": "batch", "lr": "lr", "layers": "n_layer", "width": "n_embd",
+               "heads": "n_head"}
+
+
+def train_lyrics(args) -> None:
+    if importlib.util.find_spec("torch") is None:
+        raise UsageError("training needs torch: install the train extra with pip install -e '.[train]'")
+    from models_onnx.training import export, lyrics
+
+    size = args.size or "small"
+    if size not in lyrics.SIZES:
+        raise UsageError(f"lyrics has sizes {', '.join(lyrics.SIZES)}, not {size!r}")
+    objective = args.objective or "multi"
+    if objective not in lyrics.OBJECTIVES:
+        raise UsageError(f"lyrics objectives are {', '.join(lyrics.OBJECTIVES)}, not {objective!r}")
+    pathstar_only = [f for f in ("deg", "path_len", "nodes", "n_train", "n_test", "epochs") if getattr(args, f, None)]
+    if pathstar_only:
+        raise UsageError(f"--{pathstar_only[0].replace('_', '-')} is a pathstar option; lyrics trains by --steps")
+    overrides = {}
+    for flag, field in LYRIC_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            if value <= 0:
+                raise UsageError(f"--{flag} must be positive, got {value}")
+            overrides[field] = value
+    try:
+        run = lyrics.LyricsRun.for_size(size, objective=objective, direction=args.direction, seed=args.seed,
+                                        **overrides)
+        lyrics.pick_device(args.device)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    out = Path(args.out or "runs/lyrics")
+    record = lyrics.train(run, out, device=args.device, log=_log)
+    model, tok, record = lyrics.load_checkpoint(out)
+    onnx_path = export.export(model, tok, record, out / "lyrics.onnx")
+    lyrics.plot_curve(record, out / "curve.png")
+    best = record["best"]
+    _log(f"cypher train lyrics: {record['n_params']:,} parameters, {record['curve'][-1]['step']} steps in "
+         f"{record['seconds']:.0f} s; best at step {best['step']} (validation perplexity {best['val_ppl']}, "
+         f"held-out {best['heldout_ppl']}); wrote {out}/model.pt, best.pt, curve.json, curve.png, {onnx_path.name}")
+    _log(f"install it as the shipped model with: cypher export lyrics --from {out}")
+
+
+def export_lyrics(args) -> None:
+    if importlib.util.find_spec("torch") is None:
+        raise UsageError("export needs torch: install the train extra with pip install -e '.[train]'")
+    from models_onnx.lyric_model import MODEL_PATH
+    from models_onnx.training import export, lyrics
+
+    ckpt = Path(args.from_dir) / "model.pt"
+    if not ckpt.exists():
+        raise UsageError(f"{ckpt} does not exist; train one first with cypher train lyrics --out {args.from_dir}")
+    model, tok, record = lyrics.load_checkpoint(Path(args.from_dir))
+    target = Path(args.out) if args.out else MODEL_PATH
+    export.export(model, tok, record, target)
+    probe = list(range(5, min(len(tok), 5 + 24)))
+    diff = export.parity(model, target, probe, len(probe) // 2)
+    _log(f"cypher export lyrics: wrote {target} ({target.stat().st_size / 1e6:.1f} MB); "
+         f"torch vs onnxruntime max |logit difference| {diff:.2e}")

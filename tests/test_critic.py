@@ -20,6 +20,10 @@ OPPONENT = ("You came from the suburbs with a borrowed chain",
     ("I drive a car", "you ride a bus", rhyme.NONE),
     ("you lost the game", "you lost the game", rhyme.NONE),  # the same word is not a rhyme
     ("look at the clock", "it is a lock", rhyme.PERFECT),
+    ("I run the whole year", "you never come here", rhyme.PERFECT),  # IH / IY before R
+    ("you talk like a boss", "I count every loss", rhyme.PERFECT),  # cot / caught
+    ("the trophy is yours", "I kicked in the doors", rhyme.PERFECT),
+    ("I drive a nice car", "you rot to the core", rhyme.NONE),  # AA R is not AO R
 ])
 def test_rhyme_grades(a, b, grade):
     assert rhyme.grade(a, b) == grade

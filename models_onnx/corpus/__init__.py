@@ -100,10 +100,20 @@ class Corpus:
     def heldout(self) -> list[Exchange]:
         return [e for e in self.exchanges if e.heldout]
 
+    def split_validation(self, percent: int = 5) -> tuple["Corpus", "Corpus"]:
+        """(rest, validation): a second hash split of these exchanges, for choosing a
+        checkpoint without looking at the benchmark's held-out split."""
+        val = tuple(e for e in self.exchanges if _bucket("val:" + e.id) < percent)
+        rest = tuple(e for e in self.exchanges if _bucket("val:" + e.id) >= percent)
+        return Corpus(rest, self.verses, self.files), Corpus(val, (), self.files)
+
+
+def _bucket(key: str) -> int:
+    return int.from_bytes(hashlib.sha1(key.encode()).digest()[:4], "big") % 100
+
 
 def is_heldout(item_id: str) -> bool:
-    digest = hashlib.sha1(item_id.encode()).digest()
-    return int.from_bytes(digest[:4], "big") % 100 < HELDOUT_PERCENT
+    return _bucket(item_id) < HELDOUT_PERCENT
 
 
 def _bars(value, where: str, n: int | None) -> tuple[str, ...]:

@@ -1,6 +1,13 @@
 """A decoder-only transformer you can read in one sitting (after nanoGPT).
 
-The config travels with every checkpoint, so a saved model rebuilds exactly as trained.
+One model for every objective: `forward` gives next-token logits; with n_future > 1
+it also carries extra heads (after Gloeckle et al., 2024): head i is a residual MLP
+on the shared trunk's output, predicting the token i+1 places ahead, through the
+same final norm and unembedding. (Gloeckle's heads are whole transformer layers;
+ours have no attention, so they need no cache of their own and the cached
+inference path computes them exactly.) `forward_cached` is the inference path with a
+key/value cache (what the ONNX export runs). The config travels with every
+checkpoint, so a saved model rebuilds exactly as trained.
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ class GPTConfig:
     n_embd: int = 384
     dropout: float = 0.0
     pos_init_std: float = 0.02  # 1.0 (PyTorch's default) lets dummy inputs tell positions apart from the start
+    n_future: int = 1  # heads: 1 = next token only; k = next token and k-1 further ahead
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -35,15 +43,25 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
         self.dropout = cfg.dropout
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """x (B, T, C) -> (B, T, C). With `past` (keys, values), each (B, H, P, C/H) for the P
+        positions before x, returns (y, (keys, values)) extended by x's T positions."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, C/H)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                           dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, C/H)
-        return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))  # (B, T, C)
+        if past is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                               dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, C/H)
+            return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))  # (B, T, C)
+        k = torch.cat([past[0], k], dim=2)  # (B, H, P+T, C/H)
+        v = torch.cat([past[1], v], dim=2)
+        P = k.shape[2] - T
+        # query t (absolute position P+t) sees keys 0..P+t
+        allowed = torch.arange(P + T, device=x.device)[None, :] <= (P + torch.arange(T, device=x.device))[:, None]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        return self.proj(y.transpose(1, 2).contiguous().view(B, T, C)), (k, v)
 
 
 class Block(nn.Module):
@@ -56,9 +74,25 @@ class Block(nn.Module):
             nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(), nn.Linear(4 * cfg.n_embd, cfg.n_embd), nn.Dropout(cfg.dropout)
         )
 
+    def forward(self, x: torch.Tensor, past=None):
+        if past is None:
+            x = x + self.attn(self.ln1(x))
+            return x + self.mlp(self.ln2(x))
+        a, present = self.attn(self.ln1(x), past)
+        x = x + a
+        return x + self.mlp(self.ln2(x)), present
+
+
+class FutureHead(nn.Module):
+    """An extra head's own layer: a residual MLP on the trunk's output (position-wise)."""
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.ln = nn.LayerNorm(cfg.n_embd)
+        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(), nn.Linear(4 * cfg.n_embd, cfg.n_embd))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x))
-        return x + self.mlp(self.ln2(x))
+        return x + self.mlp(self.ln(x))
 
 
 class GPT(nn.Module):
@@ -69,6 +103,7 @@ class GPT(nn.Module):
         self.pos = nn.Embedding(cfg.block_size, cfg.n_embd)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.future = nn.ModuleList(FutureHead(cfg) for _ in range(cfg.n_future - 1))
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.head.weight = self.tok.weight  # tied embeddings
@@ -87,8 +122,7 @@ class GPT(nn.Module):
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, mean=0.0, std=0.02)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """idx: (B, T) token ids -> logits (B, T, vocab_size) for the token after each position."""
+    def trunk(self, idx: torch.Tensor) -> torch.Tensor:
         B, T = idx.shape
         if T > self.cfg.block_size:
             raise ValueError(f"sequence of {T} tokens is longer than block_size {self.cfg.block_size}")
@@ -96,7 +130,37 @@ class GPT(nn.Module):
         x = self.drop(self.tok(idx) + self.pos(pos))  # (B, T, C)
         for block in self.blocks:
             x = block(x)
-        return self.head(self.ln_f(x))  # (B, T, V)
+        return x
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx: (B, T) token ids -> logits (B, T, vocab_size) for the token after each position."""
+        return self.head(self.ln_f(self.trunk(idx)))  # (B, T, V)
+
+    def forward_heads(self, idx: torch.Tensor) -> torch.Tensor:
+        """Logits of every head, (n_future, B, T, V): head i predicts the token i+1 places ahead."""
+        h = self.trunk(idx)
+        outs = [self.head(self.ln_f(h))] + [self.head(self.ln_f(f(h))) for f in self.future]
+        return torch.stack(outs)
+
+    def forward_cached(self, idx: torch.Tensor, past_keys: torch.Tensor, past_values: torch.Tensor):
+        """Inference with a key/value cache.
+
+        idx (B, T) follows P cached positions; past_keys/values (n_layer, B, H, P, C/H).
+        Returns logits (B, T, n_future, V) and the caches extended to P+T positions.
+        """
+        B, T = idx.shape
+        P = past_keys.shape[3]
+        pos = P + torch.arange(T, device=idx.device)
+        x = self.tok(idx) + self.pos(pos)
+        keys, values = [], []
+        for layer, block in enumerate(self.blocks):
+            x, (k, v) = block(x, (past_keys[layer], past_values[layer]))
+            keys.append(k)
+            values.append(v)
+        outs = [self.head(self.ln_f(x))]
+        for f in self.future:
+            outs.append(self.head(self.ln_f(f(x))))
+        return torch.stack(outs, dim=2), torch.stack(keys), torch.stack(values)
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,122 @@
+"""The writer: a plan in, bars out — the lyric model under constraints, ranked by the critic.
+
+Per bar: one greedy candidate (self-speculative when the model has extra heads) and
+a batch of sampled ones, all under the plan's constraints; the critic scores each
+in context and the model's own confidence breaks near-ties.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from dsp import phonetics
+from dsp.flow import Flow
+from dsp.text import normalize_words
+from models_onnx import decode, rhyme
+from models_onnx.critic import Context, Critic, Score
+from models_onnx.lyric_model import LyricModel
+from models_onnx.planner import Plan
+from models_onnx.prompt import BarRequest, bar_words, prefix
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    candidates: int = 6  # per bar: 1 greedy + (candidates - 1) sampled
+    temperature: float = 0.9
+    top_k: int = 40
+    lm_weight: float = 0.5  # weight of the model's mean log-probability beside the critic's total
+    speculative: bool = True
+
+
+@dataclass(frozen=True)
+class Bar:
+    text: str
+    syllables: int
+    end_word: str
+    rhyme_key: tuple[str, ...]
+    anchor: str | None
+    score: Score
+
+
+def _casing(opponent: Sequence[str]) -> dict[str, str]:
+    """How the opponent wrote each word (names keep their capitals when we throw them back)."""
+    out = {}
+    for bar in opponent:
+        for raw in re.findall(r"[A-Za-z][\w'’-]*", bar):
+            norm = normalize_words(raw)
+            if len(norm) == 1 and raw[:1].isupper():
+                out.setdefault(norm[0], raw.replace("’", "'"))
+    return out
+
+
+def to_text(words: list[str], casing: dict[str, str]) -> str:
+    out = []
+    for w in words:
+        if w == "i" or w.startswith("i'"):
+            w = "I" + w[1:]
+        out.append(casing.get(w, w))
+    if out:
+        out[0] = out[0][:1].upper() + out[0][1:]
+    return " ".join(out)
+
+
+class ModelWriter:
+    name = "model"
+
+    def __init__(self, model: LyricModel, critic: Critic, flow: Flow | None = None,
+                 settings: WriterSettings = WriterSettings()):
+        self.model, self.critic, self.flow, self.settings = model, critic, flow, settings
+
+    def write_bar(self, req: BarRequest, partner: str | None, history: Sequence[str], rng: np.random.Generator,
+                  casing: dict[str, str]) -> Bar:
+        m, s = self.model, self.settings
+        anchor_words = normalize_words(req.anchor) if req.anchor else []
+        anchor_syll = sum(len(phonetics.word(w).syllables) for w in anchor_words)
+        cons = decode.constraints(m, req.syllables, req.rhyme_word, anchor_words, anchor_syll)
+        ids = prefix(m.tok, req, m.direction)
+        if s.speculative and m.n_future > 1:
+            first, _ = decode.greedy_speculative(m, ids, cons)
+        else:
+            first, _ = decode.greedy(m, ids, cons)
+        states = [first]
+        if s.candidates > 1:
+            states += decode.sample(m, ids, cons, s.candidates - 1, s.temperature, s.top_k, rng)
+        ctx = Context(partner=partner or req.rhyme_word, opponent=req.opponent, anchor=req.anchor,
+                      budget=req.syllables, flow=self.flow, history=tuple(history))
+        best = None
+        seen = set()
+        for st in states:
+            words = bar_words(m.tok, st.tokens, m.direction)
+            key = " ".join(words)
+            if not words or key in seen:
+                continue
+            seen.add(key)
+            text = to_text(words, casing)
+            score = self.critic.score(text, ctx)
+            rank = score.total + s.lm_weight * st.logp / max(1, len(st.tokens))
+            if best is None or rank > best[0]:
+                best = (rank, text, score)
+        _, text, score = best
+        ends = rhyme.end_words(text, 1)
+        end = ends[-1] if ends else None
+        return Bar(text, score.syllables, end.text if end else "", rhyme.tail(end) if end else (), req.anchor, score)
+
+    def write_bars(self, plan: Plan, opponent: Sequence[str], history: Sequence[str] = (),
+                   seed: int | None = None) -> list[Bar]:
+        rng = np.random.default_rng(plan.seed if seed is None else seed)
+        casing = _casing(opponent)
+        bars: list[Bar] = []
+        for i, bp in enumerate(plan.bars):
+            j = plan.partner_of(i)
+            partner = bars[j].text if j is not None else None
+            rhyme_word = bp.rhyme_word or (bars[j].end_word if j is not None else None)
+            req = BarRequest(tuple(opponent), bars[-1].text if bars else None, bp.syllables, bp.tactics,
+                             rhyme_word, bp.anchor)
+            bars.append(self.write_bar(req, partner, [*history, *(b.text for b in bars)], rng, casing))
+        return bars
+
+    def write(self, plan: Plan, opponent: Sequence[str], history: Sequence[str] = ()) -> list[str]:
+        return [b.text for b in self.write_bars(plan, opponent, history)]

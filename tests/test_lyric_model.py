@@ -1,0 +1,154 @@
+"""The lyric model end to end on a tiny model trained here: data layout, objectives' masks,
+ONNX parity through the cache, constrained and speculative decoding, the runtime's errors."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from dsp import phonetics  # noqa: E402
+from models_onnx import decode, rhyme  # noqa: E402
+from models_onnx.corpus import load  # noqa: E402
+from models_onnx.lyric_model import LyricModel, ModelError  # noqa: E402
+from models_onnx.prompt import BarRequest, answer, bar_words, prefix  # noqa: E402
+from models_onnx.tokenizer import Tokenizer  # noqa: E402
+from models_onnx.training import export, lyrics  # noqa: E402
+
+OPP = ("They call me Marcus and I run Detroit", "You rap like a toaster with a broken joint")
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return load()
+
+
+def _trained(tmp: Path, corpus, **kw) -> Path:
+    run = lyrics.LyricsRun.for_size("tiny", steps=30, eval_every=30, **kw)
+    lyrics.train(run, tmp, log=lambda s: None, corpus=corpus)
+    model, tok, record = lyrics.load_checkpoint(tmp / "model.pt")
+    return export.export(model, tok, record, tmp / "lyrics.onnx")
+
+
+@pytest.fixture(scope="module")
+def r2l_model(tmp_path_factory, corpus):
+    return _trained(tmp_path_factory.mktemp("r2l"), corpus, objective="multi", direction="r2l")
+
+
+@pytest.fixture(scope="module")
+def l2r_model(tmp_path_factory, corpus):
+    return _trained(tmp_path_factory.mktemp("l2r"), corpus, objective="next", direction="l2r")
+
+
+def test_tokenizer_writes_any_word():
+    tok = Tokenizer(["train", "you"])
+    ids = tok.encode(["you", "zyxx", "train"])
+    assert tok.words(ids) == ["you", "zyxx", "train"]
+    assert ids[0] == tok.stoi["you"] and tok.is_letter(ids[1]) and ids[5] == tok.end_of_spelling
+    assert Tokenizer.from_json(tok.to_json()).itos == tok.itos
+
+
+def test_right_to_left_answers_start_with_the_rhyme_word():
+    tok = Tokenizer(["you", "missed", "the", "train"])
+    a = answer(tok, "You missed the train", "r2l")
+    assert [tok.itos[t] for t in a] == ["train", "the", "missed", "you", "<eos>"]
+    assert bar_words(tok, a, "r2l") == ["you", "missed", "the", "train"]
+    assert bar_words(tok, answer(tok, "You missed the train", "l2r"), "l2r") == ["you", "missed", "the", "train"]
+
+
+def test_prefix_fits_the_block_whatever_the_opponent_says():
+    tok = Tokenizer(["you"])
+    long = ("Supercalifragilistic " * 30,) * 3
+    req = BarRequest(long, "Antidisestablishmentarian " * 10, 12, ("flip-rhyme", "turn-anchor"),
+                     "extraordinarily", "Massachusetts")
+    assert len(prefix(tok, req, "r2l")) <= lyrics.BLOCK_SIZE - 24
+
+
+def test_objective_masks_and_targets():
+    tok = Tokenizer(["a", "b", "c"])
+    seqs = np.array([[1, 5, 6, 7, 8, 2, 0], [1, 5, 6, 7, 2, 0, 0]])  # prefix of 3, then answers
+    enc = lyrics.Encoded(seqs, np.array([3, 3]), np.array([6, 5]))
+    idx = np.array([0, 1])
+    x, y, m = lyrics.batch_tensors(enc, idx, "next", 1, tok["<dummy>"], "cpu")
+    # position t predicts seqs[t+1]; the answer (tokens at 3.. incl. <eos>) is predicted from t = 2..
+    assert m[0, 0].tolist() == [False, False, True, True, True]  # inputs: the longest row less one
+    assert m[0, 1].tolist() == [False, False, True, True, False]
+    assert y[0, 0, 2:5].tolist() == [7, 8, 2]
+    xt, _, mt = lyrics.batch_tensors(enc, idx, "teacherless", 1, tok["<dummy>"], "cpu")
+    # teacherless: every input position that holds an answer token is the dummy, nothing else is
+    assert xt[0].tolist() == [1, 5, 6, tok["<dummy>"], tok["<dummy>"]]
+    assert xt[1, :3].tolist() == [1, 5, 6] and (xt[1, 3:] == tok["<dummy>"]).all()
+    assert (mt == m).all()
+    _, ym, mm = lyrics.batch_tensors(enc, idx, "multi", 3, tok["<dummy>"], "cpu")
+    # head h at position t predicts seqs[t+1+h], counted only inside the answer
+    assert ym[1, 0, 2].item() == 8 and ym[2, 0, 2].item() == 2
+    assert mm[2, 0].tolist() == [False, False, True, False, False]
+    assert mm[1, 0].tolist() == [False, False, True, True, False]
+
+
+def test_onnx_matches_torch_through_the_cache(r2l_model):
+    model, tok, _ = lyrics.load_checkpoint(r2l_model.parent / "model.pt")
+    tokens = prefix(tok, BarRequest(OPP, None, 11, ("flip-rhyme",), "joint", "Marcus"), "r2l") + [40, 41, 42]
+    assert export.parity(model, r2l_model, tokens, len(tokens) - 5) <= 1e-4
+
+
+def _requests():
+    return [(BarRequest(OPP, None, 11, ("flip-rhyme",), "joint", "Marcus"), ["marcus"]),
+            (BarRequest(OPP, "Marcus cannot point", 9, (), "point", "toaster"), ["toaster"]),
+            (BarRequest(OPP, None, 14, (), "Detroit", None), []),
+            (BarRequest(OPP, None, 8, (), None, "Zylophant"), ["zylophant"])]  # a word no one trained on
+
+
+@pytest.mark.parametrize("which", ["r2l_model", "l2r_model"])
+def test_constrained_decoding_meets_every_constraint(which, request):
+    m = LyricModel(request.getfixturevalue(which))
+    rng = np.random.default_rng(0)
+    for req, anchor in _requests():
+        syll = sum(len(phonetics.word(w).syllables) for w in anchor)
+        cons = decode.constraints(m, req.syllables, req.rhyme_word, anchor, syll)
+        ids = prefix(m.tok, req, m.direction)
+        states = [decode.greedy(m, ids, cons)[0]] + decode.sample(m, ids, cons, 4, 1.0, 40, rng)
+        for st in states:
+            words = bar_words(m.tok, st.tokens, m.direction)
+            text = " ".join(words)
+            assert phonetics.syllable_count(text) == req.syllables, text
+            if req.rhyme_word:
+                assert rhyme.grade(text, req.rhyme_word) != rhyme.NONE, text
+            if anchor:
+                assert " ".join(anchor) in text, text
+
+
+def test_speculative_decoding_gives_the_same_bar_in_fewer_calls(r2l_model):
+    m = LyricModel(r2l_model)
+    assert m.n_future == 3
+    total_plain = total_spec = 0
+    for req, anchor in _requests():
+        syll = sum(len(phonetics.word(w).syllables) for w in anchor)
+        cons = decode.constraints(m, req.syllables, req.rhyme_word, anchor, syll)
+        ids = prefix(m.tok, req, m.direction)
+        plain, n_plain = decode.greedy(m, ids, cons)
+        spec, n_spec = decode.greedy_speculative(m, ids, cons)
+        assert spec.tokens == plain.tokens
+        total_plain += n_plain
+        total_spec += n_spec
+    assert total_spec <= total_plain
+
+
+def test_missing_and_corrupt_model_files_name_the_file_and_the_fix(tmp_path):
+    with pytest.raises(ModelError, match=r"missing\.onnx is missing; rebuild it with `cypher train lyrics`"):
+        LyricModel(tmp_path / "missing.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model at all")
+    with pytest.raises(ModelError, match=r"bad\.onnx cannot be read .*cypher train lyrics"):
+        LyricModel(bad)
+
+
+def test_training_resumes_from_its_checkpoint(tmp_path, corpus):
+    logs = []
+    run = lyrics.LyricsRun.for_size("tiny", steps=10, eval_every=10)
+    lyrics.train(run, tmp_path, log=logs.append, corpus=corpus)
+    longer = lyrics.LyricsRun.for_size("tiny", steps=10, eval_every=10, seed=1)
+    lyrics.train(longer, tmp_path, log=logs.append, corpus=corpus)
+    assert any("other settings" in line for line in logs)  # another seed: not the same run
+    rec = lyrics.train(longer, tmp_path, log=logs.append, corpus=corpus)
+    assert logs[-1] == "resuming from step 10" and rec["curve"][-1]["step"] == 10

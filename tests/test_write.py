@@ -1,0 +1,62 @@
+"""`cypher write` with the shipped lyric model: the JSON contract, the plan kept, bad input."""
+import json
+
+import pytest
+
+from dsp import phonetics
+from models_onnx import rhyme
+from models_onnx.lyric_model import MODEL_PATH
+
+pytestmark = pytest.mark.skipif(not MODEL_PATH.exists(), reason="the shipped lyric model is not built")
+
+VERSE = "They call me Marcus and I run Detroit / You rap like a toaster with a broken joint"
+
+
+def test_write_json_keeps_the_plan(cli):
+    r = cli("write", "--opponent", VERSE, "--bars", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert len(out["bars"]) == 4
+    assert {"text", "syllables", "end_word", "rhyme_key", "anchor"} <= set(out["bars"][0])
+    assert "marcus" in out["anchors"] and "detroit" in out["anchors"]
+    assert set(out["latency_ms"]) >= {"plan", "write", "total"}
+    for bar in out["bars"]:
+        assert phonetics.syllable_count(bar["text"]) == bar["syllables"] == bar["planned"]["syllables"]
+        if bar["planned"]["rhyme_word"]:
+            assert rhyme.grade(bar["text"], bar["planned"]["rhyme_word"]) != rhyme.NONE
+        if bar["anchor"]:
+            assert bar["anchor"].lower() in bar["text"].lower()
+    a, b, c, d = (bar["text"] for bar in out["bars"])
+    assert rhyme.grade(a, b) != rhyme.NONE and rhyme.grade(c, d) != rhyme.NONE  # AABB
+    assert rhyme.grade(a, "joint") != rhyme.NONE  # the first couplet flips their last rhyme
+
+
+def test_same_seed_same_bars_other_seed_other_bars(cli, tmp_path):
+    verse = tmp_path / "verse.txt"
+    verse.write_text(VERSE.replace(" / ", "\n"))
+    one = cli("write", "--opponent", str(verse), "--seed", "3", "--json")
+    two = cli("write", "--opponent", str(verse), "--seed", "3", "--json")
+    other = cli("write", "--opponent", str(verse), "--seed", "4", "--json")
+    texts = [[b["text"] for b in json.loads(p.stdout)["bars"]] for p in (one, two, other)]
+    assert texts[0] == texts[1]
+    assert texts[0] != texts[2]
+
+
+def test_plain_output_is_the_bars(cli):
+    r = cli("write", "--opponent", VERSE, "--bars", "2", "--style", "laid-back")
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.strip().splitlines()) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--opponent", "verse.wav"], "needs the listening stage"),
+    (["--opponent", "missing.txt"], "missing.txt: no such file"),
+    (["--opponent", " / "], "the opponent's verse has no words"),
+    (["--opponent", VERSE, "--bars", "0"], "--bars must be 1-16"),
+    (["--opponent", VERSE, "--style", "polite"], "unknown style 'polite'; valid names:"),
+    (["--opponent", VERSE, "--flow", "polka"], "unknown flow 'polka'"),
+])
+def test_bad_input_is_one_line_and_exit_2(cli, args, message):
+    r = cli("write", *args)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
