@@ -17,6 +17,7 @@ output is the same as one token at a time, in fewer calls.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -57,9 +58,14 @@ class BarState:
 
 
 def constraints(model: LyricModel, syllables: int, rhyme_word: str | None, anchor_words: list[str],
-                anchor_syllables: int) -> Constraints:
+                anchor_syllables: int, used_end_words: Sequence[str] = ()) -> Constraints:
+    """`used_end_words`: words earlier bars ended on; a rhyme may not reuse them."""
     rhyme_word = (normalize_words(rhyme_word) or [None])[-1] if rhyme_word else None
     grades = model.rhyme_grades(rhyme_word) if rhyme_word else None
+    if grades is not None:
+        for w in used_end_words:
+            if w in model.tok.stoi:
+                grades[model.tok.stoi[w]] = rhyme.NONE
     if grades is not None and not (grades > 0).any():
         grades = None  # nothing in the vocabulary rhymes: decode free rather than fail
     anchor = tuple(model.tok.encode(anchor_words if model.direction == "l2r" else anchor_words[::-1]))
@@ -181,8 +187,8 @@ def max_tokens(cons: Constraints) -> int:
 
 
 def sample(model: LyricModel, prefix_ids: list[int], cons: Constraints, n: int, temperature: float,
-           top_k: int, rng: np.random.Generator) -> list[BarState]:
-    """`n` candidates decoded as one batch (temperature 0: all greedy, identical)."""
+           top_k: int, rng: np.random.Generator, greedy_rows: int = 0) -> list[BarState]:
+    """`n` candidates decoded as one batch; the first `greedy_rows` greedily, the rest sampled."""
     keys, values = model.empty_cache(1)
     logits, keys, values = model.step(np.array([prefix_ids], dtype=np.int64), keys, values)
     last = np.repeat(logits[:, -1, 0], n, axis=0)  # (n, V)
@@ -195,7 +201,7 @@ def sample(model: LyricModel, prefix_ids: list[int], cons: Constraints, n: int, 
         for i, s in enumerate(states):
             if s.done:
                 continue
-            t, lp = choose(mask(s, last[i]), temperature, top_k, rng)
+            t, lp = choose(mask(s, last[i]), 0.0 if i < greedy_rows else temperature, top_k, rng)
             advance(model, cons, s, t, lp)
             nxt[i, 0] = t
         if all(s.done for s in states):
@@ -203,6 +209,48 @@ def sample(model: LyricModel, prefix_ids: list[int], cons: Constraints, n: int, 
         logits, keys, values = model.step(nxt, keys, values)
         last = logits[:, 0, 0]
     return states
+
+
+def beam(model: LyricModel, prefix_ids: list[int], cons: Constraints, width: int) -> list[BarState]:
+    """Beam search under the constraints: the `width` most likely bars (summed log-probability),
+    best first. One batched model call per token, like `sample`."""
+    keys, values = model.empty_cache(1)
+    logits, keys, values = model.step(np.array([prefix_ids], dtype=np.int64), keys, values)
+    last = logits[:, -1, 0]  # (beams, V)
+    beams = [BarState()]
+    mask = Masker(model, cons)
+    eos = model.tok["<eos>"]
+    finished: list[BarState] = []
+    for _ in range(max_tokens(cons)):
+        options = []  # (score, beam index, token, token logp)
+        for i, b in enumerate(beams):
+            masked = mask(b, last[i])
+            top_value = masked.max()
+            logp = masked - (top_value + np.log(np.exp(masked - top_value).sum()))
+            k = min(width, int((masked > NEG / 2).sum()))
+            for t in np.argpartition(-masked, k - 1)[:k]:
+                options.append((b.logp + float(logp[t]), i, int(t), float(logp[t])))
+        options.sort(key=lambda o: -o[0])
+        nxt_beams, rows, toks = [], [], []
+        for score, i, t, lp in options:
+            st = beams[i].copy()
+            advance(model, cons, st, t, lp)
+            if st.done:
+                finished.append(st)
+            else:
+                nxt_beams.append(st)
+                rows.append(i)
+                toks.append(t)
+            if len(nxt_beams) == width:
+                break
+        if len(finished) >= width or not nxt_beams:
+            break
+        beams = nxt_beams
+        keys, values = keys[:, rows], values[:, rows]
+        logits, keys, values = model.step(np.array(toks, dtype=np.int64)[:, None], keys, values)
+        last = logits[:, 0, 0]
+    finished.sort(key=lambda st: -st.logp)
+    return finished[:width] or beams[:width]
 
 
 def greedy(model: LyricModel, prefix_ids: list[int], cons: Constraints) -> tuple[BarState, int]:

@@ -32,7 +32,19 @@ TARGETS = {  # issue 6's targets for the writer
     "novelty": (">=", 0.95),
     "distinct_2": (">=", 0.8),
     "latency_ms_4_bars_p95": ("<=", 40.0),
+    "model_rss_mb": ("<=", 200.0),
 }
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process now (Linux), in MB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
 def score_responses(responses: list[list[str]], plans: list[Plan], opponents: list[tuple[str, ...]],
@@ -83,7 +95,9 @@ def bench_lyrics(n_exchanges: int | None = None, flow_name: str = "boom-bap", se
     heldout = corpus.heldout()[:n_exchanges] if n_exchanges else corpus.heldout()
     flow = load_flow(flow_name)
     critic = Critic(train.bars())
+    rss_before = _rss_mb()
     model = LyricModel(model_path or MODEL_PATH)
+    model_rss = _rss_mb() - rss_before
     writers = [ModelWriter(model, critic, flow), RetrievalWriter(train, critic)]
 
     opponents = [e.opponent for e in heldout]
@@ -113,6 +127,7 @@ def bench_lyrics(n_exchanges: int | None = None, flow_name: str = "boom-bap", se
     rows["human"] = score_responses([list(e.comeback) for e in heldout], plans, opponents, labelled,
                                     critic, flow)
     main = rows[writers[0].name]
+    main["model_rss_mb"] = round(model_rss, 1)
     targets = {}
     for name, (op, value) in TARGETS.items():
         met = main[name] >= value if op == ">=" else main[name] <= value
@@ -125,6 +140,7 @@ def bench_lyrics(n_exchanges: int | None = None, flow_name: str = "boom-bap", se
                                  **{k: model.config[k] for k in ("n_layer", "n_head", "n_embd", "n_future")},
                                  "objective": model.run.get("objective"), "direction": model.direction},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "model_rss_mb": round(model_rss, 1),
         "rows": rows, "metrics": main, "targets": targets,
     }
 

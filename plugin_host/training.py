@@ -133,8 +133,8 @@ def train_lyrics(args) -> None:
         raise UsageError(str(e)) from None
     out = Path(args.out or "runs/lyrics")
     record = lyrics.train(run, out, device=args.device, log=_log)
-    model, tok, record = lyrics.load_checkpoint(out)
-    onnx_path = export.export(model, tok, record, out / "lyrics.onnx")
+    model, tok, best_record = lyrics.load_checkpoint(out)
+    onnx_path = export.export(model, tok, best_record, out / "lyrics.onnx")
     lyrics.plot_curve(record, out / "curve.png")
     best = record["best"]
     _log(f"cypher train lyrics: {record['n_params']:,} parameters, {record['curve'][-1]['step']} steps in "

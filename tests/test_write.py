@@ -7,11 +7,12 @@ from dsp import phonetics
 from models_onnx import rhyme
 from models_onnx.lyric_model import MODEL_PATH
 
-pytestmark = pytest.mark.skipif(not MODEL_PATH.exists(), reason="the shipped lyric model is not built")
+needs_model = pytest.mark.skipif(not MODEL_PATH.exists(), reason="the shipped lyric model is not built")
 
 VERSE = "They call me Marcus and I run Detroit / You rap like a toaster with a broken joint"
 
 
+@needs_model
 def test_write_json_keeps_the_plan(cli):
     r = cli("write", "--opponent", VERSE, "--bars", "4", "--json")
     assert r.returncode == 0, r.stderr
@@ -31,6 +32,7 @@ def test_write_json_keeps_the_plan(cli):
     assert rhyme.grade(a, "joint") != rhyme.NONE  # the first couplet flips their last rhyme
 
 
+@needs_model
 def test_same_seed_same_bars_other_seed_other_bars(cli, tmp_path):
     verse = tmp_path / "verse.txt"
     verse.write_text(VERSE.replace(" / ", "\n"))
@@ -42,12 +44,14 @@ def test_same_seed_same_bars_other_seed_other_bars(cli, tmp_path):
     assert texts[0] != texts[2]
 
 
+@needs_model
 def test_plain_output_is_the_bars(cli):
     r = cli("write", "--opponent", VERSE, "--bars", "2", "--style", "laid-back")
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.strip().splitlines()) == 2
 
 
+@needs_model
 @pytest.mark.parametrize("args, message", [
     (["--opponent", "verse.wav"], "needs the listening stage"),
     (["--opponent", "missing.txt"], "missing.txt: no such file"),
@@ -60,3 +64,19 @@ def test_bad_input_is_one_line_and_exit_2(cli, args, message):
     r = cli("write", *args)
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ('scheme = "ABBA"\n', "scheme 'ABBA' is not one of AABB, ABAB, AAAA"),
+    ("candidates = 0\n", "candidates must be 1-32"),
+    ('flip = "yes"\n', "flip must be a bool"),
+    ("loudness = 3\n", "unknown key 'loudness'"),
+])
+def test_style_presets_are_validated(tmp_path, text, message):
+    from plugin_host.errors import UsageError
+    from plugin_host.write import load_style
+
+    path = tmp_path / "mine.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=message):
+        load_style(str(path))
