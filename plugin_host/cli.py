@@ -23,6 +23,8 @@ cypher: a battle-rap partner that raps back on the beat.
 commands:
   say TEXT --out F.wav   rap TEXT on the 16th-note grid into a WAV file
   write --opponent T     write a comeback to the opponent's verse and print it
+  render --opponent T --out DIR
+                         a studio take: mix, stems, timed lyrics, MIDI flow, rhyme picture
   demo                   a full exchange over the built-in beat, written under takes/
   devices                MIDI ports and audio ports, as the engine sees them
   bench NAME             measure: voice (render time, onset alignment), clock, lyrics, pathstar
@@ -125,6 +127,26 @@ def build_parser() -> argparse.ArgumentParser:
     write.add_argument("--flow", default="boom-bap", help="flow the bars are planned for (syllable budgets; default boom-bap)")
     write.add_argument("--seed", type=_number(int, "--seed"), default=0, help="same seed, same bars (default 0)")
     write.add_argument("--json", action="store_true", help="print one JSON object: bars, anchors, latency")
+
+    render = sub.add_parser("render", help="a studio take into a folder: mix, stems, timed lyrics, MIDI flow, picture",
+                            description="Write a comeback to the opponent's verse and rap it on the beat into --out: "
+                                        "take.wav (mix), vocal_dry.wav, vocal_fx.wav (24-bit at the beat's rate), "
+                                        "lyrics.json, lyrics.lrc, flow.mid and flow.png. With --beat, tempo and first "
+                                        "downbeat come from the file unless --bpm is given (then the file starts on a "
+                                        "downbeat). The same --seed gives identical files.")
+    render.add_argument("--opponent", required=True, metavar="TEXT|FILE",
+                        help='the opponent\'s verse: text with bars separated by " / " or newlines, or a .txt file')
+    render.add_argument("--out", required=True, metavar="DIR", help="folder to create (refused if it holds files, unless --force)")
+    render.add_argument("--beat", metavar="FILE", help="beat to rap over (WAV, FLAC, OGG); default: the built-in beat")
+    render.add_argument("--bpm", type=_number(float, "--bpm"), help="tempo, 40-240 (default: detected from --beat, else 90)")
+    render.add_argument("--bars", type=_number(int, "--bars"), default=4, help="bars to write, 1-16 (default 4)")
+    render.add_argument("--voice", default="mc", help=f"voice preset: {', '.join(presets.names('voices'))} (default mc)")
+    render.add_argument("--flow", default="boom-bap", help=f"flow: {', '.join(presets.names('flows'))} (default boom-bap)")
+    render.add_argument("--fx", default="battle", help=f"effects chain: {', '.join(presets.names('fx'))} (default battle)")
+    render.add_argument("--style", default="battle", help=f"style: {', '.join(presets.names('styles'))} (default battle)")
+    render.add_argument("--seed", type=_number(int, "--seed"), default=0, help="same seed, identical files (default 0)")
+    render.add_argument("--force", action="store_true", help="replace --out if it already holds files")
+    render.add_argument("--json", action="store_true", help="print what was written as JSON")
 
     devices = sub.add_parser("devices", help="list MIDI ports and audio ports as the engine sees them",
                              description="List the JACK graph's audio and MIDI ports and the MIDI ports of "
@@ -290,6 +312,15 @@ def _cmd_write(args) -> int:
     return 0
 
 
+def _cmd_render(args) -> int:
+    from plugin_host.render import render
+
+    result = render(args.opponent, args.out, beat=args.beat, bpm=args.bpm, bars=args.bars, voice=args.voice,
+                    flow_name=args.flow, fx=args.fx, style_name=args.style, seed=args.seed, force=args.force)
+    print(json.dumps(result) if args.json else result["out"])
+    return 0
+
+
 def _cmd_train(args) -> int:
     from plugin_host.training import train_lyrics, train_pathstar
 
@@ -315,7 +346,7 @@ def _cmd_devices(args) -> int:
     return 0
 
 
-COMMANDS = {"say": _cmd_say, "demo": _cmd_demo, "write": _cmd_write, "bench": _cmd_bench, "train": _cmd_train, "export": _cmd_export,
+COMMANDS = {"say": _cmd_say, "demo": _cmd_demo, "write": _cmd_write, "render": _cmd_render, "bench": _cmd_bench, "train": _cmd_train, "export": _cmd_export,
             "devices": _cmd_devices}
 
 
