@@ -24,7 +24,7 @@ from models_onnx.prompt import BarRequest, bar_words, prefix
 
 @dataclass(frozen=True)
 class WriterSettings:
-    candidates: int = 6  # per bar: 1 greedy + (candidates - 1) sampled, decoded as one batch
+    candidates: int = 4  # per bar: 1 greedy + (candidates - 1) sampled, decoded as one batch
     temperature: float = 0.9
     top_k: int = 40
     lm_weight: float = 0.5  # weight of the model's mean log-probability beside the critic's total

@@ -33,7 +33,7 @@ BLOCK_SIZE = 128
 
 SIZES = {
     "tiny": dict(n_layer=2, n_head=2, n_embd=64, steps=60, batch=32, lr=2e-3, eval_every=30),
-    "small": dict(n_layer=4, n_head=4, n_embd=128, steps=2500, batch=48, lr=1e-3, eval_every=125, dropout=0.2),
+    "small": dict(n_layer=4, n_head=4, n_embd=128, steps=2000, batch=48, lr=1e-3, eval_every=125, dropout=0.2),
 }
 
 
@@ -46,7 +46,7 @@ class LyricsRun:
     n_embd: int = 128
     n_future: int = 3  # heads for "multi" (1 for the other objectives)
     dropout: float = 0.2
-    steps: int = 2500
+    steps: int = 2000
     batch: int = 48
     lr: float = 1e-3
     min_lr: float = 5e-5
@@ -72,6 +72,30 @@ class LyricsRun:
     @property
     def heads(self) -> int:
         return self.n_future if self.objective == "multi" else 1
+
+
+def token_features(tok: Tokenizer) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Per-token phonetic features for the factored embeddings: (ids (V, 3), table sizes).
+
+    0 rhyme class (the slant key of the word's rhyme tail: "chain" and "name" share it),
+    1 assonance class (the tail's vowels), 2 syllable count (capped at 8). Words only;
+    every other token has 0s. A model that sees these can learn "land on this sound" and
+    "count syllables" from a few thousand bars; from word ids alone it cannot.
+    """
+    from dsp import phonetics
+    from models_onnx import rhyme
+
+    ids = np.zeros((len(tok), 3), dtype=np.int64)
+    tails: dict = {}
+    vowels: dict = {}
+    for t in range(tok.first_word, len(tok)):
+        w = phonetics.word(tok.itos[t])
+        if not w.syllables:
+            continue
+        tail = rhyme.tail(w)
+        ids[t] = (tails.setdefault(phonetics.slant_key(tail), len(tails) + 1),
+                  vowels.setdefault(rhyme.tail_vowels(tail), len(vowels) + 1), min(len(w.syllables), 8))
+    return ids, (len(tails) + 1, len(vowels) + 1, 9)
 
 
 def lr_at(step: int, run: LyricsRun) -> float:
@@ -136,12 +160,13 @@ def heads_loss(model: GPT, inputs: torch.Tensor, targets: torch.Tensor, masks: t
     position of every head would cost more than the rest of the model.
     """
     h = model.trunk(inputs)  # (B, T, C)
+    w = model.output_embedding()
     losses = []
     for i in range(targets.shape[0]):
         hi = h[masks[i]]  # (N, C)
         if i > 0:
             hi = model.future[i - 1](hi)  # position-wise, so selecting first is exact
-        logits = model.head(model.ln_f(hi))
+        logits = model.unembed(hi, w)
         losses.append(F.cross_entropy(logits, targets[i][masks[i]], reduction=reduction))
     return torch.stack(losses).mean() if reduction == "mean" else losses[0]
 
@@ -190,9 +215,11 @@ def train(run: LyricsRun, out_dir: Path, device: str = "auto", log=print, corpus
     enc = encode(tok, examples(train_split, run.seed), run.direction)
     val = encode(tok, comeback_examples(val_split.exchanges), run.direction)
     held = encode(tok, heldout_examples(corpus), run.direction)
+    feature_ids, feature_sizes = token_features(tok)
     gcfg = GPTConfig(vocab_size=len(tok), block_size=BLOCK_SIZE, n_layer=run.n_layer, n_head=run.n_head,
-                     n_embd=run.n_embd, dropout=run.dropout, n_future=run.heads)
+                     n_embd=run.n_embd, dropout=run.dropout, n_future=run.heads, feature_sizes=feature_sizes)
     model = GPT(gcfg).to(dev)
+    model.set_features(feature_ids)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": run.weight_decay},
@@ -262,7 +289,9 @@ def load_checkpoint(path: Path, device: str = "cpu") -> tuple[GPT, Tokenizer, di
     if path.is_dir():
         path = path / "best.pt" if (path / "best.pt").exists() else path / "model.pt"
     ckpt = torch.load(path, map_location=device, weights_only=False)
-    model = GPT(GPTConfig(**ckpt["record"]["model"]))
+    cfg = dict(ckpt["record"]["model"])
+    cfg["feature_sizes"] = tuple(cfg.get("feature_sizes", ()))
+    model = GPT(GPTConfig(**cfg))
     model.load_state_dict(ckpt["model"])
     return model.eval(), Tokenizer.from_json(ckpt["tokenizer"]), ckpt["record"]
 

@@ -29,6 +29,7 @@ class GPTConfig:
     dropout: float = 0.0
     pos_init_std: float = 0.02  # 1.0 (PyTorch's default) lets dummy inputs tell positions apart from the start
     n_future: int = 1  # heads: 1 = next token only; k = next token and k-1 further ahead
+    feature_sizes: tuple = ()  # per-token categorical features (e.g. rhyme class, syllables): table sizes
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -107,8 +108,14 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.head.weight = self.tok.weight  # tied embeddings
+        # Factored embeddings: a token's vector is its own plus one per feature it has
+        # (tokens sharing a rhyme class share a component), in and out alike.
+        self.features = nn.ModuleList(nn.Embedding(n, cfg.n_embd) for n in cfg.feature_sizes)
+        self.register_buffer("feature_ids", torch.zeros((cfg.vocab_size, len(cfg.feature_sizes)), dtype=torch.long))
         self.apply(self._init)
         nn.init.normal_(self.pos.weight, mean=0.0, std=cfg.pos_init_std)
+        for f in self.features:
+            nn.init.zeros_(f.weight)  # start as a plain embedding; features earn their weight
         for name, p in self.named_parameters():  # scaled init of residual projections (GPT-2)
             if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
@@ -127,20 +134,41 @@ class GPT(nn.Module):
         if T > self.cfg.block_size:
             raise ValueError(f"sequence of {T} tokens is longer than block_size {self.cfg.block_size}")
         pos = torch.arange(T, device=idx.device)
-        x = self.drop(self.tok(idx) + self.pos(pos))  # (B, T, C)
+        x = self.drop(self.embed(idx) + self.pos(pos))  # (B, T, C)
         for block in self.blocks:
             x = block(x)
         return x
 
+    def set_features(self, ids) -> None:
+        """ids (vocab_size, n_features) ints: each token's value of each feature."""
+        self.feature_ids.copy_(torch.as_tensor(ids, dtype=torch.long))
+
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.tok(idx)
+        for i, f in enumerate(self.features):
+            x = x + f(self.feature_ids[idx, i])
+        return x
+
+    def output_embedding(self) -> torch.Tensor:
+        """(V, C): the vectors the logits are scored against (tied with the input side)."""
+        w = self.tok.weight
+        for i, f in enumerate(self.features):
+            w = w + f(self.feature_ids[:, i])
+        return w
+
+    def unembed(self, h: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits from trunk outputs h (..., C)."""
+        return F.linear(self.ln_f(h), self.output_embedding() if w is None else w)
+
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx: (B, T) token ids -> logits (B, T, vocab_size) for the token after each position."""
-        return self.head(self.ln_f(self.trunk(idx)))  # (B, T, V)
+        return self.unembed(self.trunk(idx))  # (B, T, V)
 
     def forward_heads(self, idx: torch.Tensor) -> torch.Tensor:
         """Logits of every head, (n_future, B, T, V): head i predicts the token i+1 places ahead."""
         h = self.trunk(idx)
-        outs = [self.head(self.ln_f(h))] + [self.head(self.ln_f(f(h))) for f in self.future]
-        return torch.stack(outs)
+        w = self.output_embedding()
+        return torch.stack([self.unembed(h, w)] + [self.unembed(f(h), w) for f in self.future])
 
     def forward_cached(self, idx: torch.Tensor, past_keys: torch.Tensor, past_values: torch.Tensor):
         """Inference with a key/value cache.
@@ -151,15 +179,16 @@ class GPT(nn.Module):
         B, T = idx.shape
         P = past_keys.shape[3]
         pos = P + torch.arange(T, device=idx.device)
-        x = self.tok(idx) + self.pos(pos)
+        x = self.embed(idx) + self.pos(pos)
         keys, values = [], []
         for layer, block in enumerate(self.blocks):
             x, (k, v) = block(x, (past_keys[layer], past_values[layer]))
             keys.append(k)
             values.append(v)
-        outs = [self.head(self.ln_f(x))]
+        w = self.output_embedding()
+        outs = [self.unembed(x, w)]
         for f in self.future:
-            outs.append(self.head(self.ln_f(f(x))))
+            outs.append(self.unembed(f(x), w))
         return torch.stack(outs, dim=2), torch.stack(keys), torch.stack(values)
 
     def n_params(self) -> int:
