@@ -144,7 +144,7 @@ def test_help_explains(cli):
 def test_demo_writes_a_take(cli, tmp_path):
     proc = cli("demo", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    assert "hand-written" in proc.stderr  # the writing model has not landed: it says so
+    assert "written by the lyric model" in proc.stderr
     take = Path(proc.stdout.strip())
     assert take.parent == tmp_path and take.name.startswith("demo-")
     names = sorted(p.name for p in take.iterdir())
@@ -156,7 +156,12 @@ def test_demo_writes_a_take(cli, tmp_path):
     assert [t["who"] for t in lyrics["turns"]] == ["rival", "cypher"]
     cypher_turn = lyrics["turns"][1]
     assert cypher_turn["syllables"][0]["start_beat"] == 20.0  # 1 intro bar + 4 rival bars
-    assert cypher_turn["bars"][0]["end_word"] == "week"
+    assert cypher_turn["written_by"].startswith("the lyric model")
+    assert lyrics["turns"][0]["written_by"] == "hand-written in the preset"
+    # cypher's first couplet flips the rival's last rhyme (chest / rest)
+    from models_onnx import rhyme
+
+    assert rhyme.grade(cypher_turn["bars"][0]["text"], "rest") != rhyme.NONE
     from PIL import Image
 
     with Image.open(take / "flow.png") as img:
