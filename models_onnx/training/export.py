@@ -44,7 +44,7 @@ def export(model: GPT, tok: Tokenizer, record: dict, path: Path) -> Path:
     """Write `path` atomically; returns it."""
     import onnx
 
-    model = model.eval()
+    model = model.eval().fused()
     cfg = model.cfg
     head_dim = cfg.n_embd // cfg.n_head
     ids = torch.zeros((1, 3), dtype=torch.long)

@@ -143,6 +143,21 @@ class GPT(nn.Module):
         """ids (vocab_size, n_features) ints: each token's value of each feature."""
         self.feature_ids.copy_(torch.as_tensor(ids, dtype=torch.long))
 
+    @torch.no_grad()
+    def fused(self) -> "GPT":
+        """The same model with the feature tables folded into one embedding (for export:
+        identical logits, no per-call gathering)."""
+        if not self.cfg.feature_sizes:
+            return self
+        cfg = GPTConfig(**{**self.cfg.to_dict(), "feature_sizes": ()})
+        out = GPT(cfg)
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith("features.") and k != "feature_ids"}
+        state["tok.weight"] = self.output_embedding().detach().clone()
+        state["head.weight"] = state["tok.weight"]
+        state["feature_ids"] = out.feature_ids
+        out.load_state_dict(state)
+        return out.eval()
+
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
         x = self.tok(idx)
         for i, f in enumerate(self.features):
