@@ -273,7 +273,7 @@ def greedy(model: LyricModel, prefix_ids: list[int], cons: Constraints) -> tuple
 def greedy_speculative(model: LyricModel, prefix_ids: list[int], cons: Constraints) -> tuple[BarState, int]:
     """Greedy with self-speculative decoding; the same bar as `greedy`, and the calls it took."""
     keys, values = model.empty_cache(1)
-    logits, keys, values = model.step(np.array([prefix_ids], dtype=np.int64), keys, values)
+    logits, keys, values = model.step(np.array([prefix_ids], dtype=np.int64), keys, values, drafts=True)
     calls, state = 1, BarState()
     heads = logits[0, -1]  # (n_future, V) at the last committed position
     budget = max_tokens(cons)
@@ -293,7 +293,7 @@ def greedy_speculative(model: LyricModel, prefix_ids: list[int], cons: Constrain
             break
         feed = np.array([[t for t, _ in drafts if t != model.tok["<eos>"]]], dtype=np.int64)
         past = keys.shape[3]
-        logits, keys2, values2 = model.step(feed, keys, values)
+        logits, keys2, values2 = model.step(feed, keys, values, drafts=True)
         calls += 1
         j = 0  # index in feed of the last accepted token
         while j + 1 < len(drafts):

@@ -84,14 +84,22 @@ class LyricModel:
         self.n_future = self.config.get("n_future", 1)
         self.block_size = self.config["block_size"]
         self.info = word_info(self.tok)
+        self._next_outputs = ["logits", "present_keys", "present_values"]
+        self._all_outputs = self._next_outputs + ["draft_logits"]
 
     def empty_cache(self, batch: int = 1) -> tuple[np.ndarray, np.ndarray]:
         z = np.zeros((self.n_layer, batch, self.n_head, 0, self.head_dim), dtype=np.float32)
         return z, z.copy()
 
-    def step(self, ids: np.ndarray, keys: np.ndarray, values: np.ndarray):
-        """ids (B, T) after the cached positions -> logits (B, T, n_future, V), keys, values."""
-        return self.session.run(None, {"input_ids": ids, "past_keys": keys, "past_values": values})
+    def step(self, ids: np.ndarray, keys: np.ndarray, values: np.ndarray, drafts: bool = False):
+        """ids (B, T) after the cached positions -> logits, keys, values. logits is
+        (B, T, n_future, V) with `drafts` (every head), else (B, T, 1, V) (next token only,
+        and the extra heads are not computed)."""
+        feeds = {"input_ids": ids, "past_keys": keys, "past_values": values}
+        if drafts and self.n_future > 1:
+            logits, keys, values, draft = self.session.run(self._all_outputs, feeds)
+            return np.concatenate([logits, draft], axis=2), keys, values
+        return self.session.run(self._next_outputs, feeds)
 
     def rhyme_grades(self, word: str) -> np.ndarray:
         """(V,) int: how each vocabulary word rhymes with `word` (rhyme.PERFECT .. rhyme.NONE);

@@ -1,7 +1,9 @@
 """Export a trained lyric model to ONNX with a key/value cache (`cypher export lyrics`).
 
 The graph: input_ids (B, T) int64, past_keys and past_values (n_layer, B, H, P, D)
-float32 -> logits (B, T, n_future, V), present_keys, present_values (P+T positions).
+float32 -> logits (B, T, 1, V) of the next-token head, present_keys, present_values
+(P+T positions), and with extra heads draft_logits (B, T, n_future-1, V): a separate
+output, so a caller that does not fetch it does not compute it.
 The tokenizer and the settings the runtime needs ride in the model's metadata, so
 one file is the whole model.
 """
@@ -27,17 +29,22 @@ class _Cached(torch.nn.Module):
         self.model = model
 
     def forward(self, input_ids, past_keys, past_values):
-        return self.model.forward_cached(input_ids, past_keys, past_values)
+        logits, keys, values = self.model.forward_cached(input_ids, past_keys, past_values)
+        if self.model.cfg.n_future > 1:  # a separate output: a caller that does not fetch it does not pay for it
+            return logits[:, :, :1], keys, values, logits[:, :, 1:]
+        return logits, keys, values
 
 
 def _export(model: GPT, ids, past, path: Path) -> None:
+    outputs = ["logits", "present_keys", "present_values"] + (["draft_logits"] if model.cfg.n_future > 1 else [])
+    axes = {"input_ids": {0: "batch", 1: "new"}, "past_keys": {1: "batch", 3: "past"},
+            "past_values": {1: "batch", 3: "past"}, "logits": {0: "batch", 1: "new"},
+            "present_keys": {1: "batch", 3: "total"}, "present_values": {1: "batch", 3: "total"},
+            "draft_logits": {0: "batch", 1: "new"}}
     torch.onnx.export(
         _Cached(model), (ids, past, past.clone()), str(path), dynamo=False, opset_version=OPSET,
-        input_names=["input_ids", "past_keys", "past_values"],
-        output_names=["logits", "present_keys", "present_values"],
-        dynamic_axes={"input_ids": {0: "batch", 1: "new"}, "past_keys": {1: "batch", 3: "past"},
-                      "past_values": {1: "batch", 3: "past"}, "logits": {0: "batch", 1: "new"},
-                      "present_keys": {1: "batch", 3: "total"}, "present_values": {1: "batch", 3: "total"}})
+        input_names=["input_ids", "past_keys", "past_values"], output_names=outputs,
+        dynamic_axes={k: v for k, v in axes.items() if k in outputs or k.startswith(("input", "past"))})
 
 
 def export(model: GPT, tok: Tokenizer, record: dict, path: Path) -> Path:
@@ -77,7 +84,8 @@ def parity(model: GPT, path: Path, tokens: list[int], split: int) -> float:
     empty = np.zeros((cfg.n_layer, 1, cfg.n_head, 0, head_dim), dtype=np.float32)
     a = np.array([tokens[:split]], dtype=np.int64)
     b = np.array([tokens[split:]], dtype=np.int64)
-    la, k, v = sess.run(None, {"input_ids": a, "past_keys": empty, "past_values": empty})
-    lb, _, _ = sess.run(None, {"input_ids": b, "past_keys": k, "past_values": v})
-    got = np.concatenate([la, lb], axis=1)
+    outs_a = sess.run(None, {"input_ids": a, "past_keys": empty, "past_values": empty})
+    outs_b = sess.run(None, {"input_ids": b, "past_keys": outs_a[1], "past_values": outs_a[2]})
+    heads = [np.concatenate([o[0]] + o[3:], axis=2) for o in (outs_a, outs_b)]
+    got = np.concatenate(heads, axis=1)
     return float(np.abs(got - ref).max())
