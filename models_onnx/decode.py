@@ -186,11 +186,36 @@ def max_tokens(cons: Constraints) -> int:
     return cons.syllables + len(cons.anchor) + 2
 
 
+class PrefixCache:
+    """The key/value cache of the longest prefix start seen so far that a new prefix
+    shares up to a given token (the writer's bars share `<bos> <opp> ...opponent words`)."""
+
+    def __init__(self, until_token: int | None = None):
+        self.until = until_token
+        self.ids: list[int] = []
+        self.keys = self.values = None
+
+    def run(self, model: LyricModel, prefix_ids: list[int]):
+        """logits, keys, values after `prefix_ids`, reusing the shared start when it matches."""
+        cut = prefix_ids.index(self.until) + 1 if self.until in prefix_ids else 0
+        if cut and self.keys is not None and prefix_ids[:cut] == self.ids:
+            keys, values = self.keys, self.values
+        else:
+            keys, values = model.empty_cache(1)
+            if cut:
+                _, keys, values = model.step(np.array([prefix_ids[:cut]], dtype=np.int64), keys, values)
+                self.ids, self.keys, self.values = prefix_ids[:cut], keys, values
+            else:
+                cut = 0
+        return model.step(np.array([prefix_ids[cut:]], dtype=np.int64), keys, values)
+
+
 def sample(model: LyricModel, prefix_ids: list[int], cons: Constraints, n: int, temperature: float,
-           top_k: int, rng: np.random.Generator, greedy_rows: int = 0) -> list[BarState]:
-    """`n` candidates decoded as one batch; the first `greedy_rows` greedily, the rest sampled."""
-    keys, values = model.empty_cache(1)
-    logits, keys, values = model.step(np.array([prefix_ids], dtype=np.int64), keys, values)
+           top_k: int, rng: np.random.Generator, greedy_rows: int = 0, shared: "PrefixCache | None" = None
+           ) -> list[BarState]:
+    """`n` candidates decoded as one batch; the first `greedy_rows` greedily, the rest sampled.
+    `shared` keeps the cache of a prefix start that several bars share (the opponent's words)."""
+    logits, keys, values = (shared or PrefixCache()).run(model, prefix_ids)
     last = np.repeat(logits[:, -1, 0], n, axis=0)  # (n, V)
     keys, values = np.repeat(keys, n, axis=1), np.repeat(values, n, axis=1)
     states = [BarState() for _ in range(n)]
@@ -206,7 +231,7 @@ def sample(model: LyricModel, prefix_ids: list[int], cons: Constraints, n: int, 
             nxt[i, 0] = t
         if all(s.done for s in states):
             break
-        logits, keys, values = model.step(nxt, keys, values)
+        logits, keys, values = model.step_bound(nxt, keys, values)
         last = logits[:, 0, 0]
     return states
 

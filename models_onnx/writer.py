@@ -75,7 +75,8 @@ class ModelWriter:
         self.model, self.critic, self.flow, self.settings = model, critic, flow, settings
 
     def write_bar(self, req: BarRequest, partner: str | None, history: Sequence[str], rng: np.random.Generator,
-                  casing: dict[str, str], used_end_words: Sequence[str] = ()) -> Bar:
+                  casing: dict[str, str], used_end_words: Sequence[str] = (),
+                  shared: decode.PrefixCache | None = None) -> Bar:
         m, s = self.model, self.settings
         anchor_words = normalize_words(req.anchor) if req.anchor else []
         anchor_syll = sum(len(phonetics.word(w).syllables) for w in anchor_words)
@@ -88,7 +89,8 @@ class ModelWriter:
         elif s.search == "beam":
             states = decode.beam(m, ids, cons, s.candidates)
         else:
-            states = decode.sample(m, ids, cons, s.candidates, s.temperature, s.top_k, rng, greedy_rows=1)
+            states = decode.sample(m, ids, cons, s.candidates, s.temperature, s.top_k, rng, greedy_rows=1,
+                                   shared=shared)
         ctx = Context(partner=partner or req.rhyme_word, opponent=req.opponent, anchor=req.anchor,
                       budget=req.syllables, flow=self.flow, history=tuple(history))
         best = None
@@ -113,6 +115,7 @@ class ModelWriter:
                    seed: int | None = None) -> list[Bar]:
         rng = np.random.default_rng(plan.seed if seed is None else seed)
         casing = _casing(opponent)
+        shared = decode.PrefixCache(self.model.tok["<prev>"])  # every bar reads the same opponent words first
         bars: list[Bar] = []
         for i, bp in enumerate(plan.bars):
             j = plan.partner_of(i)
@@ -121,7 +124,7 @@ class ModelWriter:
             req = BarRequest(tuple(opponent), bars[-1].text if bars else None, bp.syllables, bp.tactics,
                              rhyme_word, bp.anchor)
             bars.append(self.write_bar(req, partner, [*history, *(b.text for b in bars)], rng, casing,
-                                       [b.end_word for b in bars]))
+                                       [b.end_word for b in bars], shared))
         return bars
 
     def write(self, plan: Plan, opponent: Sequence[str], history: Sequence[str] = ()) -> list[str]:

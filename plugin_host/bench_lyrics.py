@@ -112,9 +112,10 @@ def bench_lyrics(n_exchanges: int | None = None, flow_name: str = "boom-bap", se
             t0 = time.perf_counter()
             w.write(p4, opp)
             latency.append((time.perf_counter() - t0) * 1e3)
-            if progress:
-                print(f"\rbench lyrics: {w.name} {k + 1}/{len(heldout)}", end="", file=sys.stderr, flush=True)
-        if progress:
+            if progress and (sys.stderr.isatty() or (k + 1) % max(1, len(heldout) // 10) == 0):
+                end = "" if sys.stderr.isatty() else "\n"
+                print(f"\rbench lyrics: {w.name} {k + 1}/{len(heldout)}", end=end, file=sys.stderr, flush=True)
+        if progress and sys.stderr.isatty():
             print(file=sys.stderr)
         row = score_responses(responses, plans, opponents, labelled, critic, flow)
         row["latency_ms_4_bars_p50"] = round(float(np.percentile(latency, 50)), 2)

@@ -152,3 +152,16 @@ def test_training_resumes_from_its_checkpoint(tmp_path, corpus):
     assert any("other settings" in line for line in logs)  # another seed: not the same run
     rec = lyrics.train(longer, tmp_path, log=logs.append, corpus=corpus)
     assert logs[-1] == "resuming from step 10" and rec["curve"][-1]["step"] == 10
+
+
+def test_shared_prefix_cache_changes_nothing_but_time(r2l_model):
+    m = LyricModel(r2l_model)
+    shared = decode.PrefixCache(m.tok["<prev>"])
+    for req, anchor in _requests()[:2]:
+        syll = sum(len(phonetics.word(w).syllables) for w in anchor)
+        cons = decode.constraints(m, req.syllables, req.rhyme_word, anchor, syll)
+        ids = prefix(m.tok, req, m.direction)
+        plain = decode.sample(m, ids, cons, 3, 0.9, 40, np.random.default_rng(1), greedy_rows=1)
+        cached = decode.sample(m, ids, cons, 3, 0.9, 40, np.random.default_rng(1), greedy_rows=1, shared=shared)
+        assert [s.tokens for s in plain] == [s.tokens for s in cached]
+    assert shared.keys is not None  # the opponent's words were cached and reused
