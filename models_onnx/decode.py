@@ -140,11 +140,6 @@ class Masker:
         return out
 
 
-def masked_logits(model: LyricModel, cons: Constraints, state: BarState, logits: np.ndarray) -> np.ndarray:
-    """One-off masking (tests, tools); decoders keep a Masker per bar."""
-    return Masker(model, cons)(state, logits)
-
-
 def advance(model: LyricModel, cons: Constraints, state: BarState, token: int, logp: float = 0.0) -> None:
     """Append `token` to a candidate and update its syllables, anchor and forced queue."""
     tok = model.tok

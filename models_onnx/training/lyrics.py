@@ -172,8 +172,8 @@ def heads_loss(model: GPT, inputs: torch.Tensor, targets: torch.Tensor, masks: t
 
 
 @torch.no_grad()
-def heldout_nll(model: GPT, enc: Encoded, run: LyricsRun, dummy: int, device, batch: int = 256) -> float:
-    """Mean negative log-likelihood per answer token on the held-out bars, next-token head only
+def answer_nll(model: GPT, enc: Encoded, run: LyricsRun, dummy: int, device, batch: int = 256) -> float:
+    """Mean negative log-likelihood per answer token of `enc`, next-token head only
     (teacherless models are scored the way they decode: from dummy inputs)."""
     model.eval()
     total, count = 0.0, 0
@@ -258,7 +258,7 @@ def train(run: LyricsRun, out_dir: Path, device: str = "auto", log=print, corpus
         running.append(float(batch_loss.detach()))
         done = step + 1
         if done % run.eval_every == 0 or done == run.steps:
-            nll = heldout_nll(model, val, run, dummy, dev)
+            nll = answer_nll(model, val, run, dummy, dev)
             point = {"step": done, "train_loss": round(float(np.mean(running)), 4),
                      "val_nll": round(nll, 4), "val_ppl": round(math.exp(nll), 2)}
             running = []
@@ -271,7 +271,7 @@ def train(run: LyricsRun, out_dir: Path, device: str = "auto", log=print, corpus
             if record["best"] is None or nll < record["best"]["val_nll"]:
                 # the checkpoint we ship is the one validation liked best, with the benchmark's
                 # held-out perplexity measured once for the record (never used to choose)
-                test_nll = heldout_nll(model, held, run, dummy, dev)
+                test_nll = answer_nll(model, held, run, dummy, dev)
                 record["best"] = {**point, "heldout_nll": round(test_nll, 4), "heldout_ppl": round(math.exp(test_nll), 2)}
                 _save_atomic({**state, "record": record}, best_path)
             _save_atomic(state, ckpt_path)
