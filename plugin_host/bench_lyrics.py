@@ -150,12 +150,9 @@ def bench_ablation(out: str | None = None, size: str = "small", steps: int | Non
                    device: str = "auto", n_exchanges: int | None = None) -> dict:
     """Train (or resume) every objective x direction on the same data and budget, decode each
     without constraints, and report them side by side."""
-    import importlib.util
+    from plugin_host.training import need_torch
 
-    if importlib.util.find_spec("torch") is None:
-        from plugin_host.errors import UsageError
-
-        raise UsageError("the ablation trains models: install the train extra with pip install -e '.[train]'")
+    need_torch("the ablation")  # it trains models
     from models_onnx.training.ablation import run_ablation
 
     folder = Path(out or "runs/ablation")

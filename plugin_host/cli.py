@@ -61,6 +61,15 @@ def _add_sound_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fx", default="battle", help=f"effects chain: {', '.join(presets.names('fx'))} (default battle)")
 
 
+def _add_writing_options(p: argparse.ArgumentParser) -> None:
+    """What `write` and `render` share: the opponent's verse and how to answer it."""
+    p.add_argument("--opponent", required=True, metavar="TEXT|FILE",
+                   help='the opponent\'s verse: text with bars separated by " / " or newlines, or a .txt file')
+    p.add_argument("--bars", type=_number(int, "--bars"), default=4, help="bars to write, 1-16 (default 4)")
+    p.add_argument("--style", default="battle", help=f"style preset: {', '.join(presets.names('styles'))} (default battle)")
+    p.add_argument("--seed", type=_number(int, "--seed"), default=0, help="same seed, same bars and files (default 0)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cypher", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
@@ -120,12 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Plan and write a comeback: the opponent's anchors and end rhymes are found, "
                                        "each bar is planned (syllables, rhyme, anchor, tactic) and written by the lyric "
                                        "model under those constraints, candidates ranked by the critic.")
-    write.add_argument("--opponent", required=True, metavar="TEXT|FILE",
-                       help='the opponent\'s verse: text with bars separated by " / " or newlines, or a .txt file')
-    write.add_argument("--bars", type=_number(int, "--bars"), default=4, help="bars to write, 1-16 (default 4)")
-    write.add_argument("--style", default="battle", help=f"style preset: {', '.join(presets.names('styles'))} (default battle)")
+    _add_writing_options(write)
     write.add_argument("--flow", default="boom-bap", help="flow the bars are planned for (syllable budgets; default boom-bap)")
-    write.add_argument("--seed", type=_number(int, "--seed"), default=0, help="same seed, same bars (default 0)")
     write.add_argument("--json", action="store_true", help="print one JSON object: bars, anchors, latency")
 
     render = sub.add_parser("render", help="a studio take into a folder: mix, stems, timed lyrics, MIDI flow, picture",
@@ -134,17 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
                                         "lyrics.json, lyrics.lrc, flow.mid and flow.png. With --beat, tempo and first "
                                         "downbeat come from the file unless --bpm is given (then the file starts on a "
                                         "downbeat). The same --seed gives identical files.")
-    render.add_argument("--opponent", required=True, metavar="TEXT|FILE",
-                        help='the opponent\'s verse: text with bars separated by " / " or newlines, or a .txt file')
+    _add_writing_options(render)
     render.add_argument("--out", required=True, metavar="DIR", help="folder to create (refused if it holds files, unless --force)")
     render.add_argument("--beat", metavar="FILE", help="beat to rap over (WAV, FLAC, OGG); default: the built-in beat")
     render.add_argument("--bpm", type=_number(float, "--bpm"), help="tempo, 40-240 (default: detected from --beat, else 90)")
-    render.add_argument("--bars", type=_number(int, "--bars"), default=4, help="bars to write, 1-16 (default 4)")
     render.add_argument("--voice", default="mc", help=f"voice preset: {', '.join(presets.names('voices'))} (default mc)")
     render.add_argument("--flow", default="boom-bap", help=f"flow: {', '.join(presets.names('flows'))} (default boom-bap)")
     render.add_argument("--fx", default="battle", help=f"effects chain: {', '.join(presets.names('fx'))} (default battle)")
-    render.add_argument("--style", default="battle", help=f"style: {', '.join(presets.names('styles'))} (default battle)")
-    render.add_argument("--seed", type=_number(int, "--seed"), default=0, help="same seed, identical files (default 0)")
     render.add_argument("--force", action="store_true", help="replace --out if it already holds files")
     render.add_argument("--json", action="store_true", help="print what was written as JSON")
 

@@ -11,9 +11,14 @@ OBJECTIVES = ["next", "teacherless", "reverse"]
 FRESH_SEED = 7_777_777  # the bench's graphs: a stream neither training nor its per-epoch test uses
 
 
-def _torch_modules():
+def need_torch(what: str = "training") -> None:
+    """A usage error naming the fix when the train extra is not installed."""
     if importlib.util.find_spec("torch") is None:
-        raise UsageError("training needs torch: install the train extra with pip install -e '.[train]'")
+        raise UsageError(f"{what} needs torch: install the train extra with pip install -e '.[train]'")
+
+
+def _torch_modules():
+    need_torch()
     from models_onnx.training import pathstar
 
     return pathstar
@@ -23,10 +28,13 @@ def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _overrides(args) -> dict:
-    names = {"deg": "deg", "path_len": "path_len", "nodes": "nodes", "n_train": "n_train", "n_test": "n_test",
-             "epochs": "epochs", "batch": "batch", "lr": "lr", "layers": "n_layer", "width": "n_embd",
-             "heads": "n_head"}
+PATHSTAR_FLAGS = {"deg": "deg", "path_len": "path_len", "nodes": "nodes", "n_train": "n_train", "n_test": "n_test",
+                  "epochs": "epochs", "batch": "batch", "lr": "lr", "layers": "n_layer", "width": "n_embd",
+                  "heads": "n_head"}
+
+
+def _overrides(args, names: dict[str, str] = PATHSTAR_FLAGS) -> dict:
+    """{config field: value} for the flags in `names` that were given; each must be positive."""
     out = {}
     for arg, field in names.items():
         value = getattr(args, arg, None)
@@ -105,8 +113,7 @@ LYRIC_FLAGS = {"steps": "steps", "batch": "batch", "lr": "lr", "layers": "n_laye
 
 
 def train_lyrics(args) -> None:
-    if importlib.util.find_spec("torch") is None:
-        raise UsageError("training needs torch: install the train extra with pip install -e '.[train]'")
+    need_torch()
     from models_onnx.training import export, lyrics
 
     size = args.size or "small"
@@ -118,13 +125,7 @@ def train_lyrics(args) -> None:
     pathstar_only = [f for f in ("deg", "path_len", "nodes", "n_train", "n_test", "epochs") if getattr(args, f, None)]
     if pathstar_only:
         raise UsageError(f"--{pathstar_only[0].replace('_', '-')} is a pathstar option; lyrics trains by --steps")
-    overrides = {}
-    for flag, field in LYRIC_FLAGS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            if value <= 0:
-                raise UsageError(f"--{flag} must be positive, got {value}")
-            overrides[field] = value
+    overrides = _overrides(args, LYRIC_FLAGS)
     try:
         run = lyrics.LyricsRun.for_size(size, objective=objective, direction=args.direction, seed=args.seed,
                                         **overrides)
@@ -144,8 +145,7 @@ def train_lyrics(args) -> None:
 
 
 def export_lyrics(args) -> None:
-    if importlib.util.find_spec("torch") is None:
-        raise UsageError("export needs torch: install the train extra with pip install -e '.[train]'")
+    need_torch("export")
     from models_onnx.lyric_model import MODEL_PATH
     from models_onnx.training import export, lyrics
 
