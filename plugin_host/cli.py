@@ -178,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
                              ("--layers", int, "transformer layers"), ("--width", int, "embedding width"),
                              ("--heads", int, "attention heads")):
         train.add_argument(flag, type=_number(kind, flag), help=f"{what} (default: the size's)")
+    train.add_argument("--commas", action="store_true", default=None,
+                       help="pathstar: spell graphs as the reference code does (u , v | ... / s , g = s , a , ... , g)")
+    train.add_argument("--constant-lr", action="store_true", default=None,
+                       help="pathstar: hold the learning rate after warm-up instead of a cosine decay")
+    train.add_argument("--precision", choices=["bf16", "fp16", "fp32"],
+                       help="pathstar on a GPU: bf16 or fp16 autocast, or fp32 (default bf16; CPU runs fp32)")
     train.add_argument("--seed", type=_number(int, "--seed"), default=0, help="data and init seed (default 0)")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     train.add_argument("--out", metavar="DIR",

@@ -30,7 +30,7 @@ def _log(line: str) -> None:
 
 PATHSTAR_FLAGS = {"deg": "deg", "path_len": "path_len", "nodes": "nodes", "n_train": "n_train", "n_test": "n_test",
                   "epochs": "epochs", "batch": "batch", "lr": "lr", "layers": "n_layer", "width": "n_embd",
-                  "heads": "n_head"}
+                  "heads": "n_head", "commas": "commas", "constant_lr": "constant_lr", "precision": "precision"}
 
 
 def _overrides(args, names: dict[str, str] = PATHSTAR_FLAGS) -> dict:
@@ -39,7 +39,7 @@ def _overrides(args, names: dict[str, str] = PATHSTAR_FLAGS) -> dict:
     for arg, field in names.items():
         value = getattr(args, arg, None)
         if value is not None:
-            if value <= 0:
+            if isinstance(value, (int, float)) and value <= 0:
                 raise UsageError(f"--{arg.replace('_', '-')} must be positive, got {value}")
             out[field] = value
     return out
@@ -122,7 +122,9 @@ def train_lyrics(args) -> None:
     objective = args.objective or "multi"
     if objective not in lyrics.OBJECTIVES:
         raise UsageError(f"lyrics objectives are {', '.join(lyrics.OBJECTIVES)}, not {objective!r}")
-    pathstar_only = [f for f in ("deg", "path_len", "nodes", "n_train", "n_test", "epochs") if getattr(args, f, None)]
+    pathstar_only = [f for f in ("deg", "path_len", "nodes", "n_train", "n_test", "epochs", "commas", "constant_lr",
+                                      "precision")
+                     if getattr(args, f, None)]
     if pathstar_only:
         raise UsageError(f"--{pathstar_only[0].replace('_', '-')} is a pathstar option; lyrics trains by --steps")
     overrides = _overrides(args, LYRIC_FLAGS)

@@ -35,6 +35,25 @@ def test_graphs_are_path_stars_and_deterministic():
         assert len({x for e in edges for x in e}) == 1 + TASK.deg * (TASK.path_len - 1)
 
 
+def test_reference_spelling_with_commas():
+    """`u , v | ... / s , g = s , a , ... , g`: same graphs as the compact spelling, commas between."""
+    task = PathStar(deg=2, path_len=4, nodes=20, commas=True)
+    compact, spelled = TASK.sample(20, seed=7), task.sample(20, seed=7)
+    comma, k = task.token(","), task.edge_len
+    assert spelled.shape == (20, task.seq_len) and task.answer_len == 7
+    E = task.n_edges
+    np.testing.assert_array_equal(spelled[:, 0 : k * E : k], compact[:, 0 : 3 * E : 3])  # u
+    np.testing.assert_array_equal(spelled[:, 2 : k * E : k], compact[:, 1 : 3 * E : 3])  # v
+    assert np.all(spelled[:, 1 : k * E : k] == comma)
+    answers = spelled[:, task.answer_start :]
+    np.testing.assert_array_equal(task.path_nodes(answers), compact[:, TASK.answer_start :])
+    assert np.all(answers[:, 1::2] == comma)
+    # the first decision is the node after the source, in either order
+    assert task.first_decision_index(False) == 2 and task.first_decision_index(True) == 4
+    rev = task.sample(20, seed=7, reverse=True)[:, task.answer_start :]
+    np.testing.assert_array_equal(rev[:, 4], answers[:, 2])
+
+
 def test_reverse_answers_run_goal_to_source():
     fwd, rev = TASK.sample(10, seed=1), TASK.sample(10, seed=1, reverse=True)
     np.testing.assert_array_equal(fwd[:, : TASK.answer_start], rev[:, : TASK.answer_start])
@@ -46,8 +65,10 @@ def test_bad_graph_sizes_are_refused():
         PathStar(deg=2, path_len=5, nodes=8)
 
 
+@pytest.mark.parametrize("commas", [False, True])
 @pytest.mark.parametrize("objective", ["next", "teacherless", "reverse"])
-def test_inputs_targets_and_masks(objective):
+def test_inputs_targets_and_masks(objective, commas):
+    TASK = PathStar(deg=2, path_len=4, nodes=20, commas=commas)
     seq = torch.from_numpy(TASK.sample(8, seed=0))
     dummy = TASK.token("$")
     x, y, mask = inputs_and_targets(seq, TASK.answer_start, objective, dummy)
@@ -80,8 +101,8 @@ def test_loss_ignores_the_prefix():
 def test_decode_returns_whole_paths(objective):
     model = GPT(GPTConfig(vocab_size=TASK.vocab_size, block_size=TASK.seq_len, n_layer=1, n_head=2, n_embd=32))
     seq = torch.from_numpy(TASK.sample(5, seed=0))
-    out = decode(model, seq[:, : TASK.answer_start], TASK.path_len, objective, TASK.token("$"))
-    assert out.shape == (5, TASK.path_len)
+    out = decode(model, seq[:, : TASK.answer_start], TASK.answer_len, objective, TASK.token("$"))
+    assert out.shape == (5, TASK.answer_len)
 
 
 def test_a_model_that_knows_the_answer_scores_one():
@@ -100,7 +121,7 @@ def test_a_model_that_knows_the_answer_scores_one():
             return logits
 
     acc = evaluate(Oracle(), TASK, seqs, "next")
-    assert acc == {"exact": 1.0, "first": 1.0}
+    assert acc == {"exact": 1.0, "first": 1.0, "nodes": [1.0] * TASK.path_len}
 
 
 def test_tiny_run_end_to_end_and_resume(tmp_path):

@@ -36,7 +36,8 @@ def inputs_and_targets(seq: torch.Tensor, answer_start: int, objective: str, dum
 
 def loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over masked positions. logits (B, T, V), targets and mask (B, T)."""
-    return F.cross_entropy(logits[mask], targets[mask])
+    # ignore_index rather than boolean indexing: indexing waits for the GPU every step
+    return F.cross_entropy(logits.transpose(1, 2), torch.where(mask, targets, -100), ignore_index=-100)
 
 
 @torch.no_grad()

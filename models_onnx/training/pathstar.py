@@ -49,6 +49,9 @@ class RunConfig:
     warmup_steps: int = 100  # linear warm-up, then cosine decay to min_lr over the whole run
     min_lr: float = 1e-5
     pos_init_std: float = 0.02
+    commas: bool = False  # the reference code's spelling (see PathStar)
+    constant_lr: bool = False  # after warm-up; the reference code's decay horizon is so long the rate barely moves
+    precision: str = "bf16"  # on CUDA: bf16 or fp16 autocast (fp16 with a gradient scaler), or fp32; CPU runs fp32
     seed: int = 0
 
     @classmethod
@@ -59,13 +62,15 @@ class RunConfig:
 
     @property
     def task(self) -> PathStar:
-        return PathStar(self.deg, self.path_len, self.nodes)
+        return PathStar(self.deg, self.path_len, self.nodes, self.commas)
 
 
 def lr_at(step: int, total: int, cfg: RunConfig) -> float:
     """Learning rate at optimiser step `step` of `total`: warm-up, then cosine to min_lr."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.constant_lr:
+        return cfg.lr
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
     return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
 
@@ -80,19 +85,20 @@ def pick_device(name: str) -> torch.device:
 
 @torch.no_grad()
 def evaluate(model: GPT, task: PathStar, seqs: torch.Tensor, objective: str, batch: int = 1024) -> dict:
-    """Exact-match accuracy of whole paths, and accuracy of the first decision (the node
-    after the source), on `seqs` (N, L) with answers in the objective's order."""
+    """Exact-match accuracy of whole paths, accuracy of the first decision (the node
+    after the source), and accuracy of each node of the path in answer order, on `seqs`
+    (N, L) with answers in the objective's order."""
     model.eval()
-    exact, first = [], []
+    right = []
     k = task.first_decision_index(objective == "reverse")
     for i in range(0, len(seqs), batch):
         chunk = seqs[i : i + batch]
-        pred = decode(model, chunk[:, : task.answer_start], task.path_len, objective, task.token("$"))
-        truth = chunk[:, task.answer_start :]
-        exact.append((pred == truth).all(dim=1))
-        first.append(pred[:, k] == truth[:, k])
+        pred = decode(model, chunk[:, : task.answer_start], task.answer_len, objective, task.token("$"))
+        right.append(pred == chunk[:, task.answer_start :])  # (b, answer_len)
     model.train()
-    return {"exact": float(torch.cat(exact).float().mean()), "first": float(torch.cat(first).float().mean())}
+    right = torch.cat(right)
+    return {"exact": float(right.all(dim=1).float().mean()), "first": float(right[:, k].float().mean()),
+            "nodes": [round(float(a), 4) for a in task.path_nodes(right.float().mean(dim=0))]}
 
 
 def _save_atomic(obj, path: Path) -> None:
@@ -136,7 +142,7 @@ def train(cfg: RunConfig, out_dir: Path, device: str = "auto", log=print) -> dic
     gcfg = GPTConfig(vocab_size=task.vocab_size, block_size=task.seq_len, n_layer=cfg.n_layer,
                      n_head=cfg.n_head, n_embd=cfg.n_embd, pos_init_std=cfg.pos_init_std)
     model = GPT(gcfg).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=dev.type == "cuda")
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, curve_path = out_dir / f"{cfg.objective}.pt", out_dir / f"{cfg.objective}.json"
     record = {"run": asdict(cfg), "model": gcfg.to_dict(), "n_params": model.n_params(), "device": str(dev),
@@ -153,7 +159,8 @@ def train(cfg: RunConfig, out_dir: Path, device: str = "auto", log=print) -> dic
             log(f"resuming {cfg.objective} from epoch {start_epoch}")
         else:
             log(f"{ckpt_path} was trained with other settings: starting over")
-    use_bf16 = dev.type == "cuda"
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision) if dev.type == "cuda" else None
+    scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16)
     dummy = task.token("$")
     steps_per_epoch = -(-cfg.n_train // cfg.batch)
     for epoch in range(start_epoch, cfg.epochs):
@@ -166,11 +173,12 @@ def train(cfg: RunConfig, out_dir: Path, device: str = "auto", log=print) -> dic
                 group["lr"] = lr_at(epoch * steps_per_epoch + step, cfg.epochs * steps_per_epoch, cfg)
             seq = train_seqs[order[step * cfg.batch : (step + 1) * cfg.batch]]
             x, y, mask = inputs_and_targets(seq, task.answer_start, cfg.objective, dummy)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+            with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 batch_loss = loss(model(x), y, mask)
             opt.zero_grad(set_to_none=True)
-            batch_loss.backward()
-            opt.step()
+            scaler.scale(batch_loss).backward()
+            scaler.step(opt)
+            scaler.update()
             total += batch_loss.detach()
             if (step + 1) % 100 == 0 or step + 1 == steps_per_epoch:
                 bar.update(step + 1, f"loss {float(total) / (step + 1):.4f}")
@@ -179,7 +187,8 @@ def train(cfg: RunConfig, out_dir: Path, device: str = "auto", log=print) -> dic
                  "seconds": round(time.time() - t0, 2)}
         record["curve"].append(point)
         log(f"{cfg.objective} epoch {epoch + 1}: loss {point['loss']:.4f}  exact {acc['exact']:.3f}  "
-            f"first-step {acc['first']:.3f}  ({point['seconds']} s)")
+            f"first-step {acc['first']:.3f}  per node {' '.join(f'{a:.2f}' for a in acc['nodes'])}  "
+            f"({point['seconds']} s)")
         _save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "record": record,
                       "rng": torch.get_rng_state()}, ckpt_path)
         tmp = curve_path.with_suffix(".json.part")

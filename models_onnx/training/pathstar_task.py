@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SPECIALS = ("PAD", "|", "/", "=", "$")  # pad, edge separator, query, answer, dummy
+SPECIALS = ("PAD", "|", "/", "=", "$", ",")  # pad, edge separator, query, answer, dummy, comma
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,10 @@ class PathStar:
     deg: int  # d: arms
     path_len: int  # l: nodes on the source-to-goal path, source included
     nodes: int  # n: label range
+    # The reference code's spelling: `u , v | ... / s , g = s , a1 , ... , g`. The commas
+    # in the answer give the dummy positions of teacherless training an easy target that
+    # depends only on position.
+    commas: bool = False
 
     def __post_init__(self) -> None:
         if self.deg < 2 or self.path_len < 2:
@@ -44,20 +48,29 @@ class PathStar:
         return self.deg * (self.path_len - 1)
 
     @property
+    def edge_len(self) -> int:
+        """Tokens per edge: `u v |`, or `u , v |`."""
+        return 4 if self.commas else 3
+
+    @property
     def answer_start(self) -> int:
-        return 3 * self.n_edges + 4
+        return self.edge_len * self.n_edges + (5 if self.commas else 4)
+
+    @property
+    def answer_len(self) -> int:
+        return 2 * self.path_len - 1 if self.commas else self.path_len
 
     @property
     def seq_len(self) -> int:
-        return self.answer_start + self.path_len
+        return self.answer_start + self.answer_len
 
     def sample(self, n_graphs: int, seed: int, reverse: bool = False) -> np.ndarray:
         """(n_graphs, seq_len) int64 sequences; the answer is goal-to-source when `reverse`."""
         rng = np.random.default_rng(seed)
         d, l = self.deg, self.path_len
-        E = self.n_edges
+        E, k = self.n_edges, self.edge_len
         out = np.empty((n_graphs, self.seq_len), dtype=np.int64)
-        sep, query, answer = self.token("|"), self.token("/"), self.token("=")
+        sep, query, answer, comma = (self.token(t) for t in ("|", "/", "=", ","))
         for i in range(n_graphs):
             labels = rng.choice(self.nodes, size=1 + d * (l - 1), replace=False)
             source, arms = labels[0], labels[1:].reshape(d, l - 1)  # (d, l-1)
@@ -66,12 +79,24 @@ class PathStar:
             edges = edges[rng.permutation(E)]
             goal_arm = rng.integers(d)
             path = chains[goal_arm]  # (l,)
+            if reverse:
+                path = path[::-1]
             row = out[i]
-            row[: 3 * E : 3], row[1 : 3 * E : 3], row[2 : 3 * E : 3] = edges[:, 0], edges[:, 1], sep
-            row[3 * E : self.answer_start] = (query, source, path[-1], answer)
-            row[self.answer_start :] = path[::-1] if reverse else path
+            row[0 : k * E : k], row[k - 2 : k * E : k], row[k - 1 : k * E : k] = edges[:, 0], edges[:, 1], sep
+            if self.commas:
+                row[1 : k * E : k] = comma
+                row[k * E : self.answer_start] = (query, source, comma, chains[goal_arm][-1], answer)
+                row[self.answer_start :: 2], row[self.answer_start + 1 :: 2] = path, comma
+            else:
+                row[k * E : self.answer_start] = (query, source, chains[goal_arm][-1], answer)
+                row[self.answer_start :] = path
         return out
+
+    def path_nodes(self, answers):
+        """The node columns of answers (..., answer_len): every other token when spelled with commas."""
+        return answers[..., ::2] if self.commas else answers
 
     def first_decision_index(self, reverse: bool) -> int:
         """Index in the answer of the node after the source: the one planning step."""
-        return self.path_len - 2 if reverse else 1
+        node = self.path_len - 2 if reverse else 1
+        return 2 * node if self.commas else node
