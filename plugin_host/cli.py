@@ -27,7 +27,7 @@ commands:
                          a studio take: mix, stems, timed lyrics, MIDI flow, rhyme picture
   demo                   a full exchange over the built-in beat, written under takes/
   devices                MIDI ports and audio ports, as the engine sees them
-  bench NAME             measure: voice (render time, onset alignment), clock, lyrics, pathstar
+  bench NAME             measure: voice (render time, onset alignment), clock, lyrics, listen, pathstar
   train lyrics|pathstar  train the lyric model, or reproduce the path-star failure of
                          next-token prediction (needs the training extra: pip install -e '.[train]')
   export lyrics          install a trained lyric model as the shipped ONNX file
@@ -102,10 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure speed and timing",
                            description="Measure one part of cypher and report medians and ratios. "
                                        "Exits 0 whether or not targets are met.")
-    bench.add_argument("name", choices=["voice", "clock", "lyrics", "pathstar"],
+    bench.add_argument("name", choices=["voice", "clock", "lyrics", "listen", "pathstar"],
                        help="voice: 4-bar render time and onset alignment; clock: following jack_midi_clock in a "
                             "JACK dummy graph (needs jackd2, jack-midi-clock); lyrics: the writer on the corpus's held-out "
-                            "exchanges, with the human comebacks as a reference row; pathstar: path accuracy per objective")
+                            "exchanges, with the human comebacks as a reference row; listen: the listener on synthesised opponent "
+                            "verses (syllable onsets, words, anchors, verse end, cost); pathstar: path accuracy per objective")
     bench.add_argument("--runs", type=_number(int, "--runs"), default=60, help="voice: timed renders (default 60)")
     bench.add_argument("--size", choices=["tiny", "small", "cpu", "paper"],
                        help="pathstar: size to train and measure (tiny, cpu, paper; default tiny); "
@@ -117,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="auto", help="pathstar, lyrics --ablation: auto, cpu or cuda (default auto)")
     bench.add_argument("--exchanges", type=_number(int, "--exchanges"), metavar="N",
                        help="lyrics: score only the first N held-out exchanges (default all)")
-    bench.add_argument("--seed", type=_number(int, "--seed"), default=0, help="lyrics: plan seed (default 0)")
+    bench.add_argument("--cases", type=_number(int, "--cases"), default=12,
+                       help="listen: synthesised verses to hear (default 12)")
+    bench.add_argument("--seed", type=_number(int, "--seed"), default=0, help="lyrics: plan seed; listen: beat and noise seed (default 0)")
     bench.add_argument("--ablation", action="store_true",
                        help="lyrics: train next-token, teacherless and multi-token models, each left-to-right and "
                             "right-to-left, on the same data and budget, and compare them decoded without constraints")
@@ -278,6 +281,15 @@ def _cmd_bench(args) -> int:
             raise UsageError(str(e)) from None
         if not args.json:
             print(format_ablation(report) if args.ablation else format_table(report))
+            return 0
+    elif args.name == "listen":
+        from plugin_host.bench_listen import bench_listen, format_report
+
+        if args.cases < 1:
+            raise UsageError("--cases must be at least 1")
+        report = bench_listen(n_cases=args.cases, seed=args.seed)
+        if not args.json:
+            print(format_report(report))
             return 0
     elif args.name == "pathstar":
         from plugin_host.training import bench_pathstar
