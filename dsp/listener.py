@@ -89,8 +89,12 @@ class Listener:
         self._n = 0  # frames held
         self._frame0 = 0  # stream frame index of self._db[0]
         self._preroll = np.zeros(0, np.float32)  # recent 16 kHz audio, for the recognizer's start
-        self._state, self._run = "idle", 0
-        self._start_f = self._last_voiced_f = self._end_f = None
+        self._state = "idle"
+        self._start_f = self._last_voiced_f = self._end_f = self._run_start_f = None
+        self._min_voiced = max(1, round(settings.min_voiced_s / FRAME_S))
+        self._window_mask = (1 << round(1.6 * self._min_voiced)) - 1  # voiced frames counted over this many
+        self._recent = 0
+        self._cut = False
         self._syllables: list[HeardSyllable] = []
         self._last_peak_f = -1
         self._recognizer = None
@@ -163,9 +167,8 @@ class Listener:
             self._commit_syllables(final=False)
 
     def _make_room(self, incoming: int) -> None:
-        if self._state == "verse":  # a verse longer than the cap ends here
-            self._warn(f"verse longer than {self.s.max_verse_s:g} s: analysed up to there")
-            self._end(self._stream_frames())
+        if self._state == "verse":  # cannot happen while the cap is shorter than the arrays; kept safe
+            self._cut_verse(self._stream_frames())
         keep = int(self.s.floor_window_s / FRAME_S)
         if self._state == "ended":  # the last verse stays readable; drop what came before it
             keep = max(keep, self._n - (self._start_f - self._frame0))
@@ -178,21 +181,34 @@ class Listener:
     def _step(self, k: int) -> None:
         """The verse state machine, one frame (index k in the held arrays) at a time."""
         f = self._frame0 + k
-        if self._voiced[k]:
-            self._run += 1
+        voiced = bool(self._voiced[k])
+        self._recent = ((self._recent << 1) | voiced) & self._window_mask
+        if self._cut:  # past the length cap: wait for a real pause before hearing a new verse
+            if voiced:
+                self._last_voiced_f = f
+            elif (f - self._last_voiced_f) * FRAME_S > self.s.resume_s:
+                self._cut = False
+            return
+        if voiced:
+            if self._last_voiced_f is None or f - self._last_voiced_f > 3:
+                self._run_start_f = f  # a new stretch of voice
             self._last_voiced_f = f
-            if self._state == "idle" and self._run * FRAME_S >= self.s.min_voiced_s:
-                self._begin(f - self._run + 1)
-            elif self._state == "ended" and self._run * FRAME_S >= self.s.min_voiced_s:
-                if (f - self._end_f) * FRAME_S <= self.s.resume_s:
+            # Voice in most of the last frames (periodicity flickers inside a vowel over a beat)
+            if self._state != "verse" and bin(self._recent).count("1") >= self._min_voiced:
+                if self._state == "ended" and (f - self._end_f) * FRAME_S <= self.s.resume_s:
                     self._state, self._end_f = "verse", None  # a pause, not the end
-                    self._reopen_recognizer(f - self._run + 1)
+                    self._reopen_recognizer(self._run_start_f)
                 else:
-                    self._begin(f - self._run + 1)
-        else:
-            self._run = 0
-            if self._state == "verse" and (f - self._last_voiced_f) * FRAME_S >= self.s.hangover_s:
-                self._end(f + 1)
+                    self._begin(self._run_start_f)
+        elif self._state == "verse" and (f - self._last_voiced_f) * FRAME_S >= self.s.hangover_s:
+            self._end(f + 1)
+        if self._state == "verse" and (f + 1 - self._start_f) * FRAME_S >= self.s.max_verse_s:
+            self._cut_verse(f + 1)
+
+    def _cut_verse(self, end_f: int) -> None:
+        self._warn(f"verse longer than {self.s.max_verse_s:g} s: analysed up to there")
+        self._end(end_f)
+        self._cut = True
 
     def _begin(self, start_f: int) -> None:
         self._state, self._start_f, self._end_f = "verse", start_f, None
