@@ -298,7 +298,7 @@ class Listener:
         warnings = list(self._warnings)
         if self._state == "ended" and not syllables:
             warnings.append("voice was heard but no syllables stood out: the analysis is unreliable")
-        if self.grid is None and self._state != "idle":
+        if self.grid is None and self._state != "idle" and self._given is None:
             warnings.append(f"no grid from the host: bars assumed at {ASSUMED_BPM:g} BPM from the first syllable")
         return Heard(
             state=self._state,

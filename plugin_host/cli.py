@@ -64,7 +64,9 @@ def _add_sound_options(p: argparse.ArgumentParser) -> None:
 def _add_writing_options(p: argparse.ArgumentParser) -> None:
     """What `write` and `render` share: the opponent's verse and how to answer it."""
     p.add_argument("--opponent", required=True, metavar="TEXT|FILE",
-                   help='the opponent\'s verse: text with bars separated by " / " or newlines, or a .txt file')
+                   help='the opponent\'s verse: text with bars separated by " / " or newlines, a .txt file, or a '
+                        'recording (.wav, .flac, .ogg, .aiff) heard by the listener (words recognised, or taken from '
+                        'a .txt of the same name beside it)')
     p.add_argument("--bars", type=_number(int, "--bars"), default=4, help="bars to write, 1-16 (default 4)")
     p.add_argument("--style", default="battle", help=f"style preset: {', '.join(presets.names('styles'))} (default battle)")
     p.add_argument("--seed", type=_number(int, "--seed"), default=0, help="same seed, same bars and files (default 0)")

@@ -95,10 +95,10 @@ def render(opponent: str, out: str, beat: str | None = None, bpm: float | None =
         raise UsageError(f"{out_dir} exists and is not empty; choose another --out or pass --force to replace it")
     if not 1 <= bars <= 16:
         raise UsageError(f"--bars must be 1-16, got {bars}")
-    opp = read_opponent(opponent)
-    flow, voice_p, fx_p, style = load_flow(flow_name), load_voice(voice), load_fx(fx), load_style(style_name)
     if bpm is not None:
         check_bpm(bpm)
+    opp = read_opponent(opponent, bpm)
+    flow, voice_p, fx_p, style = load_flow(flow_name), load_voice(voice), load_fx(fx), load_style(style_name)
     steps = 6
     _progress(1, steps, "beat")
     if beat:

@@ -64,12 +64,14 @@ def load_style(name: str) -> StylePreset:
                        data.get("clean", True))
 
 
-def read_opponent(arg: str) -> list[str]:
-    """The opponent's bars from text (bars split on ' / ' or newlines) or a .txt file."""
+def read_opponent(arg: str, bpm: float | None = None) -> list[str]:
+    """The opponent's bars from text (bars split on ' / ' or newlines), a .txt file, or a
+    recorded verse (heard by the listener; bars on `bpm` when given)."""
     path = Path(arg)
     if path.suffix.lower() in AUDIO_SUFFIXES:
-        raise UsageError(f"{arg}: hearing an audio verse needs the listening stage, which is not built yet; "
-                         "pass the opponent's words as text or a .txt file")
+        from plugin_host.hear import heard_bars, hear_file
+
+        return heard_bars(hear_file(path, bpm))[-MAX_OPPONENT_BARS:]
     if path.suffix.lower() == ".txt" or (len(arg) < 4096 and "\n" not in arg and path.is_file()):
         try:
             arg = path.read_text(encoding="utf-8")

@@ -124,7 +124,7 @@ def test_bad_inputs(cli, tmp_path):
         (["--beat", str(garbage)], "cannot read it as audio"),
         (["--beat", str(noise)], "no detectable tempo"),
         (["--opponent", str(tmp_path / "missing.txt")], "missing.txt: no such file"),
-        (["--opponent", "verse.wav"], "needs the listening stage"),
+        (["--opponent", "verse.wav"], "verse.wav: no such file"),
         (["--bpm", "500"], "--bpm 500 is outside 40-240"),
     ]
     for extra, message in cases:

@@ -53,7 +53,7 @@ def test_plain_output_is_the_bars(cli):
 
 @needs_model
 @pytest.mark.parametrize("args, message", [
-    (["--opponent", "verse.wav"], "needs the listening stage"),
+    (["--opponent", "verse.wav"], "verse.wav: no such file"),
     (["--opponent", "missing.txt"], "missing.txt: no such file"),
     (["--opponent", " / "], "the opponent's verse has no words"),
     (["--opponent", VERSE, "--bars", "0"], "--bars must be 1-16"),
@@ -80,3 +80,45 @@ def test_style_presets_are_validated(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(UsageError, match=message):
         load_style(str(path))
+
+
+@pytest.fixture(scope="module")
+def rapped_verse(tmp_path_factory):
+    """The opponent's verse as a recording: rapped by another voice over the beat."""
+    import soundfile as sf
+
+    from plugin_host.bench_listen import synthesize
+
+    folder = tmp_path_factory.mktemp("opponent")
+    case = {"verse": VERSE.replace(" / ", "\n"), "voice": "rival", "bpm": 90.0, "level_db": -6.0, "beat": True,
+            "snr_db": None}
+    mix, _, _ = synthesize(case, seed=3)
+    sf.write(folder / "heard.wav", mix, 44100)
+    sf.write(folder / "given.wav", mix, 44100)
+    (folder / "given.txt").write_text(case["verse"])
+    sf.write(folder / "silent.wav", 0 * mix, 44100)
+    return folder
+
+
+@needs_model
+def test_a_recorded_verse_with_its_words_beside_it(cli, rapped_verse):
+    r = cli("write", "--opponent", str(rapped_verse / "given.wav"), "--bars", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert "marcus" in out["anchors"] and "detroit" in out["anchors"]  # the words came from given.txt
+    assert rhyme.grade(out["bars"][0]["text"], "joint") != rhyme.NONE
+    assert "no grid" not in r.stderr
+
+
+@needs_model
+def test_a_recorded_verse_is_heard(cli, rapped_verse):
+    r = cli("write", "--opponent", str(rapped_verse / "heard.wav"), "--bars", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["bars"]) == 2
+    assert "bars assumed at 90 BPM" in r.stderr  # it says how it split the words into bars
+
+
+@needs_model
+def test_a_silent_recording_is_refused(cli, rapped_verse):
+    r = cli("write", "--opponent", str(rapped_verse / "silent.wav"))
+    assert r.returncode == 2 and "no voice was heard" in r.stderr and "Traceback" not in r.stderr
