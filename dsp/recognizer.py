@@ -31,8 +31,13 @@ class StreamingRecognizer:
         # Only the first search pass, which streams as the audio arrives: the second
         # (fwdflat) and the lattice pass (bestpath) cost 20-400 ms at the verse end and
         # gave no better words on rapped audio.
+        from models_onnx.battle_lm import LM_PATH
+
         # Fewer active models and words per frame: half the cost, the same words here.
-        self._decoder = Decoder(fwdflat=False, bestpath=False, maxhmmpf=3000, maxwpf=5, loglevel="ERROR")
+        options = dict(fwdflat=False, bestpath=False, maxhmmpf=3000, maxwpf=5, loglevel="ERROR")
+        if LM_PATH.exists():  # battle bars, not news: the words an opponent uses
+            options["lm"] = str(LM_PATH)
+        self._decoder = Decoder(**options)
         self._t0 = 0.0
         self._open = False
 

@@ -35,14 +35,17 @@ LEVELS_DB = (-3.0, -18.0)
 
 
 def cases(n: int) -> list[dict]:
-    """n deterministic cases spread over voice, tempo, level, beat and noise."""
+    """n deterministic cases spread over voice, tempo, level, beat and noise. Each verse is
+    two held-out opponent couplets: text neither the recogniser's language model nor
+    the writer has seen."""
     from models_onnx.corpus import load
 
-    verses = load().verses
+    held = load().heldout()
     out = []
     for i in range(n):
+        a, b = held[(2 * i) % len(held)], held[(2 * i + 1) % len(held)]
         out.append({
-            "verse": "\n".join(verses[(i * 37) % len(verses)].bars),
+            "verse": "\n".join(a.opponent + b.opponent),
             "voice": VOICES[i % 3],
             "bpm": BPMS[(i // 3) % 3],
             "level_db": LEVELS_DB[(i // 2) % 2],
