@@ -25,7 +25,7 @@ ASSUMED_BPM = 90.0  # bars of recognised words when the host gave no grid
 
 @dataclass(frozen=True)
 class ListenSettings:
-    hangover_s: float = 0.10  # silence after the last voiced frame that ends a verse
+    hangover_s: float = 0.08  # silence after the last voiced frame that ends a verse (a provisional end)
     resume_s: float = 1.5  # voice again within this after an end: the same verse goes on
     min_voiced_s: float = 0.05  # voice this long starts a verse
     periodicity: float = 0.6  # a voiced frame is at least this periodic ...

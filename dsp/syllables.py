@@ -75,7 +75,8 @@ class Grid:
         return min(MIN_GAP_S, 0.75 * self.beat_s / 4)
 
     def bar_of(self, t_s: float) -> int:
-        return int(np.floor(self.beats(t_s) / self.beats_per_bar))
+        """The bar of the 16th nearest t_s (a syllable a hair early belongs to the next bar)."""
+        return int(np.floor((np.round(self.beats(t_s) * 4) / 4) / self.beats_per_bar))
 
 
 @dataclass(frozen=True)
