@@ -255,6 +255,13 @@ class Listener:
             self._warnings.append(message)
 
     # -- output ------------------------------------------------------------------------
+    @property
+    def silence_s(self) -> float | None:
+        """How long since the last voiced frame, while a verse is on or just ended (else None)."""
+        if self._state == "idle" or self._last_voiced_f is None:
+            return None
+        return (self._stream_frames() - 1 - self._last_voiced_f) * FRAME_S
+
     def _voiced_runs(self) -> list[tuple[float, float]]:
         if self._start_f is None:
             return []

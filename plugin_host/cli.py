@@ -26,6 +26,7 @@ commands:
   render --opponent T --out DIR
                          a studio take: mix, stems, timed lyrics, MIDI flow, rhyme picture
   demo                   a full exchange over the built-in beat, written under takes/
+  serve                  live: hear the opponent in a JACK graph, answer on the next downbeat
   devices                MIDI ports and audio ports, as the engine sees them
   bench NAME             measure: voice (render time, onset alignment), clock, lyrics, listen, pathstar
   train lyrics|pathstar  train the lyric model, or reproduce the path-star failure of
@@ -153,6 +154,33 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--fx", default="battle", help=f"effects chain: {', '.join(presets.names('fx'))} (default battle)")
     render.add_argument("--force", action="store_true", help="replace --out if it already holds files")
     render.add_argument("--json", action="store_true", help="print what was written as JSON")
+
+    serve = sub.add_parser("serve", help="live in a JACK graph: hear the opponent, answer on the next downbeat",
+                           description="Run the live engine as a JACK client (ports in, out, midi_in). It listens "
+                                       "to its input; when the opponent's verse ends past the turn's last beat (or on "
+                                       "OSC /cypher/turn/respond, or any MIDI note: a foot switch) it writes an answer "
+                                       "and plays it from the next downbeat. A fallback bar covers any bar not ready "
+                                       "in time. OSC feedback: /cypher/state, /cypher/line (a teleprompter), "
+                                       "/cypher/miss, /cypher/latency. Ctrl-C stops it cleanly.")
+    serve.add_argument("--clock", choices=["internal", "midi"], default="internal",
+                       help="internal (cypher's own tempo, --bpm) or midi (follow a MIDI clock on midi_in; default internal)")
+    serve.add_argument("--bpm", type=_number(float, "--bpm"), default=90.0, help="internal clock tempo (default 90)")
+    serve.add_argument("--midi-in", metavar="PORT", help="JACK MIDI port to take the clock and triggers from")
+    serve.add_argument("--audio-in", metavar="PORT", help="JACK audio port the opponent comes in on (e.g. system:capture_1)")
+    serve.add_argument("--audio-out", metavar="PORT", action="append",
+                       help="JACK audio port to play into (repeat for more, e.g. system:playback_1)")
+    serve.add_argument("--osc-port", type=int, default=9000, help="OSC control port on 127.0.0.1 (0: no OSC; default 9000)")
+    serve.add_argument("--style", default="battle", help="style preset (default battle)")
+    serve.add_argument("--flow", default="boom-bap", help="flow preset (default boom-bap)")
+    serve.add_argument("--voice", default="mc", help="voice preset (default mc)")
+    serve.add_argument("--fx", default="battle", help="fx preset (default battle)")
+    serve.add_argument("--turn-bars", type=int, default=4, help="bars in a turn, theirs and ours (default 4)")
+    serve.add_argument("--manual", action="store_true", help="answer only on a trigger, not when the verse ends")
+    serve.add_argument("--input-latency-ms", type=float, default=0.0, help="input latency JACK does not report (ms)")
+    serve.add_argument("--output-latency-ms", type=float, default=0.0, help="output latency JACK does not report (ms)")
+    serve.add_argument("--seed", type=int, default=0, help="writing seed (default 0)")
+    serve.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    serve.add_argument("--client-name", default="cypher", help="JACK client name (default cypher)")
 
     devices = sub.add_parser("devices", help="list MIDI ports and audio ports as the engine sees them",
                              description="List the JACK graph's audio and MIDI ports and the MIDI ports of "
@@ -359,6 +387,12 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_serve(args) -> int:
+    from plugin_host.serve import serve
+
+    return serve(args)
+
+
 def _cmd_devices(args) -> int:
     from plugin_host.devices import format_devices, list_devices
 
@@ -368,7 +402,7 @@ def _cmd_devices(args) -> int:
 
 
 COMMANDS = {"say": _cmd_say, "demo": _cmd_demo, "write": _cmd_write, "render": _cmd_render, "bench": _cmd_bench, "train": _cmd_train, "export": _cmd_export,
-            "devices": _cmd_devices}
+            "devices": _cmd_devices, "serve": _cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

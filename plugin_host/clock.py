@@ -25,6 +25,7 @@ PPQN = 24
 SIXTEENTHS_PER_BEAT = 4
 TICKS_PER_SPP_UNIT = 6  # Song Position Pointer counts 16ths ("MIDI beats")
 GAP_PERIODS = 2.5  # a silence this many tick periods long restarts the fit (the master paused)
+LOST_PERIODS = 1.5  # a gap this many periods long means a tick was lost
 DUPLICATE_PERIODS = 0.25  # a tick this soon after the last one is a duplicate and is dropped
 
 
@@ -150,6 +151,7 @@ class MidiClockFollower(Clock):
         self._pending_start = False
         self.ticks_total = 0
         self.duplicates = 0
+        self.lost = 0  # ticks that never arrived, counted in from the gap they left
 
     # -- message handlers (each O(window_ticks)) -------------------------------------------
     def tick(self, t: float) -> None:
@@ -159,6 +161,14 @@ class MidiClockFollower(Clock):
             return
         if self._n and t - self._last_t > GAP_PERIODS * self.period:
             self._restart_from_recent(0)  # the master paused: the old ticks no longer line up
+        elif self._n >= 2 and t - self._last_t > LOST_PERIODS * self.period:
+            # A tick went missing on the way (two periods since the last one): count it, or
+            # every later beat would fall a tick late.
+            missing = int(round((t - self._last_t) / self.period)) - 1
+            self.lost += missing
+            self._count += missing
+            if self.running:
+                self._song_ticks += missing
         self._last_t = t
         if self._n >= 2:
             predicted = self._predict(self._count)

@@ -35,7 +35,7 @@ class JackServer:
         self._old_env = os.environ.get("JACK_DEFAULT_SERVER")
         os.environ["JACK_DEFAULT_SERVER"] = self.name
         self.proc = subprocess.Popen(
-            ["jackd", "--no-realtime", "-n", self.name, "-d", "dummy", "-r", str(self.sr), "-p", str(self.period)],
+            ["jackd", "--no-realtime", "-S", "-n", self.name, "-d", "dummy", "-r", str(self.sr), "-p", str(self.period)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         import jack

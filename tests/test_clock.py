@@ -146,3 +146,17 @@ def test_open_clock_sources():
     assert isinstance(open_clock("midi"), MidiClockFollower)
     with pytest.raises(ValueError, match="valid: internal, midi, link"):
         open_clock("sundial")
+
+
+def test_a_lost_tick_does_not_shift_the_beat():
+    """A tick that never arrives (a dropped MIDI event) is counted in from the gap it leaves."""
+    period = 60 / 120 / 24
+    f = MidiClockFollower()
+    f.start()
+    times = [1.0 + k * period for k in range(24 * 8)]
+    for k, t in enumerate(times):
+        if k not in (50, 130):
+            f.tick(t)
+    assert f.lost == 2
+    assert abs(f.beat_at(times[-1]) - (len(times) - 1) / 24) < 1e-6
+    assert abs(f.bpm - 120) < 1e-6

@@ -1,0 +1,175 @@
+"""Duplex audio in a JACK graph: input into a ring, pre-rendered clips out on their frames.
+
+The process callback only copies. Input goes into a fixed ring buffer (the engine
+reads it from its own thread); output is the sum of the clips scheduled against
+JACK's frame time, each starting on the exact frame it was given. The same client
+reads MIDI (the host's clock), stamped with the same frame time, so audio and
+clock share one time base. Nothing in the callback takes a lock or does I/O; the
+engine hands clips over by replacing one slot of a fixed list (atomic under the GIL).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from plugin_host.midi_parse import Message, MidiParser
+
+N_SLOTS = 32
+
+
+class InputRing:
+    """A single-writer, single-reader ring of mono float32 samples stamped with frame times."""
+
+    def __init__(self, capacity: int) -> None:
+        self.buf = np.zeros(capacity, np.float32)
+        self.written = 0  # samples ever written
+        self.first_frame: int | None = None  # JACK frame of sample 0
+        self.overruns = 0
+        self.gaps = 0
+        self._zeros = np.zeros(capacity, np.float32)
+
+    def write(self, x: np.ndarray, frame: int) -> None:
+        if self.first_frame is None:
+            self.first_frame = frame - self.written
+        missed = frame - (self.first_frame + self.written)
+        if missed > 0:  # cycles this client did not run: silence, so sample i stays frame first + i
+            self.gaps += 1
+            self._put(self._zeros[: min(missed, len(self._zeros))], missed)
+        self._put(x, len(x))
+
+    def _put(self, x: np.ndarray, advance: int) -> None:
+        n, cap = len(x), len(self.buf)
+        i = self.written % cap
+        k = min(n, cap - i)
+        self.buf[i : i + k] = x[:k]
+        if k < n:
+            self.buf[: n - k] = x[k:]
+        self.written += advance
+
+    def read(self, pos: int) -> tuple[np.ndarray, int]:
+        """(samples from sample index `pos` up to now, the index after them). A reader that
+        fell more than a ring behind loses the oldest audio (counted in `overruns`)."""
+        end, cap = self.written, len(self.buf)
+        if end - pos > cap:
+            self.overruns += 1
+            pos = end - cap
+        i, n = pos % cap, end - pos
+        if i + n <= cap:
+            return self.buf[i : i + n].copy(), end
+        return np.concatenate([self.buf[i:], self.buf[: n - (cap - i)]]), end
+
+
+class ClipSchedule:
+    """Clips to play, each from an absolute JACK frame. Fixed slots; the callback sums them."""
+
+    def __init__(self, n_slots: int = N_SLOTS) -> None:
+        self.slots: list[tuple[int, np.ndarray] | None] = [None] * n_slots
+
+    def add(self, start_frame: int, clip: np.ndarray) -> int:
+        """Queue `clip` (mono float32) to start at `start_frame`; returns its slot."""
+        for i, s in enumerate(self.slots):
+            if s is None:
+                self.slots[i] = (int(start_frame), np.ascontiguousarray(clip, dtype=np.float32))
+                return i
+        raise RuntimeError("all clip slots are busy")
+
+    def replace(self, slot: int, start_frame: int, clip: np.ndarray) -> None:
+        """Swap what a slot plays (a fallback for the real bar) in one assignment."""
+        self.slots[slot] = (int(start_frame), np.ascontiguousarray(clip, dtype=np.float32))
+
+    def clear(self, from_frame: int = 0) -> None:
+        """Drop every clip that has not started by `from_frame`."""
+        for i, s in enumerate(self.slots):
+            if s is not None and s[0] >= from_frame:
+                self.slots[i] = None
+
+    def busy_until(self) -> int:
+        return max((s[0] + len(s[1]) for s in self.slots if s is not None), default=0)
+
+    def mix_into(self, out: np.ndarray, base: int) -> None:
+        """Add every clip's part that falls in frames [base, base + len(out)) to `out`."""
+        n = len(out)
+        for i, s in enumerate(self.slots):
+            if s is None:
+                continue
+            start, clip = s
+            if start + len(clip) <= base:
+                self.slots[i] = None  # played out
+                continue
+            if start >= base + n:
+                continue
+            a, c = max(0, start - base), max(0, base - start)
+            k = min(n - a, len(clip) - c)
+            out[a : a + k] += clip[c : c + k]
+
+
+class JackAudio:
+    """A JACK client: audio `in`, audio `out`, and optionally MIDI `midi_in` for the clock."""
+
+    def __init__(self, client_name: str = "cypher", ring_s: float = 30.0, midi: bool = True,
+                 on_midi: Callable[[Message], None] | None = None, track_transport: bool = False) -> None:
+        try:
+            import jack
+        except (ImportError, OSError) as e:
+            raise RuntimeError(f"JACK is not available ({e}); install JACK (Debian: jackd2) and JACK-Client") from None
+        try:
+            self.client = jack.Client(client_name, no_start_server=True)
+        except jack.JackError:
+            raise RuntimeError("no JACK server is running; start one (e.g. jackd -d alsa, or jackd -d dummy)") from None
+        self._jack = jack
+        self.sr = self.client.samplerate
+        self.inport = self.client.inports.register("in")
+        self.outport = self.client.outports.register("out")
+        self.midiport = self.client.midi_inports.register("midi_in") if midi else None
+        self.ring = InputRing(int(ring_s * self.sr))
+        self.schedule = ClipSchedule()
+        self.parser = MidiParser()
+        self.on_midi = on_midi
+        self.track_transport = track_transport
+        self.transport_zero_frame: int | None = None  # JACK frame of transport frame 0, while rolling
+        self.xruns = 0
+        self.client.set_xrun_callback(self._xrun)
+        self.client.set_process_callback(self._process)
+        self.client.set_shutdown_callback(self._shutdown)
+        self.server_gone = False
+        self.client.activate()
+
+    def _xrun(self, delay_usecs: float) -> None:
+        self.xruns += 1
+
+    def _shutdown(self, status, reason) -> None:
+        self.server_gone = True
+
+    def _process(self, frames: int) -> None:
+        base = self.client.last_frame_time
+        if self.track_transport:
+            state, pos = self.client.transport_query()
+            self.transport_zero_frame = base - pos["frame"] if state == self._jack.ROLLING else None
+        if self.midiport is not None and self.on_midi is not None:
+            for offset, data in self.midiport.incoming_midi_events():
+                for msg in self.parser.feed(bytes(data), (base + offset) / self.sr):
+                    self.on_midi(msg)
+        self.ring.write(self.inport.get_array(), base)
+        out = self.outport.get_array()
+        out.fill(0.0)
+        self.schedule.mix_into(out, base)
+
+    def now_frame(self) -> int:
+        return self.client.frame_time
+
+    def connect(self, source: str, dest: str) -> None:
+        """Connect two ports by name; a port that does not exist is named in the error with the ones that do."""
+        try:
+            self.client.connect(source, dest)
+        except self._jack.JackError as e:
+            names = [p.name for p in self.client.get_ports()]
+            raise RuntimeError(f"cannot connect {source} -> {dest} ({e}); ports: {', '.join(names)}") from None
+
+    def close(self) -> None:
+        if not self.server_gone:
+            try:
+                self.client.deactivate()
+            except self._jack.JackError:
+                pass
+        self.client.close()

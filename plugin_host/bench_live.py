@@ -1,0 +1,231 @@
+"""`cypher bench live`: battle turns in a real JACK graph, measured against the host's grid.
+
+The rig: `jackd -d dummy`; a MIDI clock master of our own ticking on the JACK
+transport's grid (with jitter), into cypher's midi_in; an opponent client that raps a
+verse into cypher's input from a downbeat; a recorder on cypher's output. The truth
+is the transport: beat k falls at transport frame k * 60/bpm * rate.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from plugin_host.audio_io import JackAudio
+from plugin_host.engine import PREROLL_BEATS, Engine, EngineSettings
+from plugin_host.jack_rig import GridClockMaster, JackServer, RigError, have_jack_tools
+from plugin_host.rap import load_flow, load_fx, load_voice, rap
+
+TARGETS = {"queued_ms_p95": ("<=", 100.0), "onset_error_ms_median": ("<=", 2.0), "onset_error_ms_max": ("<=", 10.0),
+           "misses": ("<=", 0), "xruns": ("<=", 0)}
+
+
+@dataclass
+class TurnResult:
+    queued_ms: float | None  # the opponent's last syllable ends -> the first written bar is in place
+    onset_errors_ms: list[float]  # each syllable of the answer: attack - the host grid's slot
+    played_exactly: bool  # the recording holds the first bar's clip from its start frame, sample for sample
+    misses: int
+    text: str
+    heard: str
+
+
+def _peer(conn, server: str, bpm: float, jitter: float, seed: int) -> None:
+    """The rest of the graph, in a process of its own (as a DAW would be): the clock master,
+    the opponent's output and a recorder, driven over `conn`."""
+    import os
+
+    os.environ["JACK_DEFAULT_SERVER"] = server
+    opponent = JackAudio("opponent", midi=False, ring_s=1.0)
+    recorder = JackAudio("recorder", midi=False, ring_s=120.0, track_transport=True)
+    master = None
+    while True:
+        cmd, *args = conn.recv()
+        try:
+            if cmd == "connect":
+                master = GridClockMaster(args[0], bpm, jitter, seed=seed)
+                opponent.connect(opponent.outport.name, args[1])
+                recorder.connect(args[2], recorder.inport.name)
+                client = recorder.client
+                client.transport_stop()
+                client.transport_frame = 0
+                time.sleep(0.2)
+                client.transport_start()
+                reply = None
+            elif cmd == "zero":
+                reply = recorder.transport_zero_frame
+            elif cmd == "now":
+                reply = recorder.now_frame()
+            elif cmd == "play":
+                reply = opponent.schedule.add(args[0], args[1])
+            elif cmd == "recording":
+                rec, _ = recorder.ring.read(0)
+                reply = (recorder.ring.first_frame, rec)
+            elif cmd == "stop":
+                for part in (master, opponent, recorder):
+                    if part is not None:
+                        part.close()
+                conn.send(None)
+                return
+            else:
+                reply = RuntimeError(f"unknown command {cmd}")
+        except Exception as e:  # the rig reports, the test decides
+            reply = e
+        conn.send(reply)
+
+
+class LiveRig:
+    """The graph and its peers (another process), and cypher's engine here, for a `with` block."""
+
+    def __init__(self, bpm: float = 120.0, turn_bars: int = 1, jitter_percent: float = 5.0, sr: int = 48000,
+                 period: int = 512, seed: int = 0, given_text: bool = True) -> None:
+        if not have_jack_tools():
+            raise RigError("the live rig needs jackd (Debian: apt install jackd2)")
+        self.bpm, self.turn_bars, self.sr, self.period = bpm, turn_bars, sr, period
+        self.jitter, self.seed, self.given_text = jitter_percent, seed, given_text
+
+    def _ask(self, *cmd):
+        self.conn.send(cmd)
+        if not self.conn.poll(20.0):
+            raise RigError(f"the rig's peer process did not answer {cmd[0]}")
+        reply = self.conn.recv()
+        if isinstance(reply, Exception):
+            raise RigError(f"the rig's peer process failed at {cmd[0]}: {reply}")
+        return reply
+
+    def __enter__(self) -> "LiveRig":
+        import multiprocessing as mp
+        import sys
+
+        from plugin_host.clock import MidiClockFollower
+        from plugin_host.write import Comeback, load_style
+
+        sys.setswitchinterval(0.001)  # cypher's audio callback waits less for the GIL
+        self.server = JackServer("cypher-live", sr=self.sr, period=self.period).__enter__()
+        try:
+            self.flow = load_flow("boom-bap")
+            self.clock = MidiClockFollower()
+            settings = EngineSettings(turn_bars=self.turn_bars, answer_bars=self.turn_bars, seed=self.seed)
+            comeback = Comeback(self.flow)
+            self.audio = JackAudio("cypher", midi=True, on_midi=lambda m: self.engine.on_midi(m))
+            self.engine = Engine(self.audio, self.clock, comeback, self.flow, load_voice("mc"),
+                                 load_fx("battle"), load_style("battle"), settings)
+            ctx = mp.get_context("spawn")
+            self.conn, child = ctx.Pipe()
+            self.peer = ctx.Process(target=_peer, args=(child, self.server.name, self.bpm, self.jitter, self.seed),
+                                    daemon=True)
+            self.peer.start()
+            self._ask("connect", self.audio.midiport.name, self.audio.inport.name, self.audio.outport.name)
+            self._wait(lambda: self.clock.running, 10.0, "the MIDI clock did not start")
+            self.zero = None
+            self._wait(lambda: self._zero() is not None, 5.0, "the JACK transport did not roll")
+            self.stop = threading.Event()
+            self.worker = threading.Thread(target=self.engine.run, args=(self.stop,), daemon=True)
+            self.worker.start()
+            self._wait(lambda: bool(self.engine._fallbacks), 30.0, "the engine did not get ready")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _zero(self):
+        self.zero = self._ask("zero")
+        return self.zero
+
+    def __exit__(self, *exc) -> None:
+        if getattr(self, "stop", None):
+            self.stop.set()
+            self.worker.join(timeout=2)
+        if getattr(self, "peer", None) is not None and self.peer.is_alive():
+            try:
+                self._ask("stop")
+            except RigError:
+                pass
+            self.peer.join(timeout=5)
+            if self.peer.is_alive():
+                self.peer.kill()
+        if getattr(self, "audio", None) is not None:
+            self.audio.close()
+        self.server.__exit__()
+
+    @staticmethod
+    def _wait(done, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            if time.monotonic() > deadline:
+                raise RigError(what)
+            time.sleep(0.01)
+
+    def true_frame(self, beat: float) -> float:
+        """The transport's frame for `beat`: the host's grid."""
+        return self.zero + beat * 60.0 / self.bpm * self.sr
+
+    def turn(self, verse: str, voice: str = "rival") -> TurnResult:
+        """The opponent raps `verse` from the next downbeat but one; wait for the answer to play out."""
+        bpb = 4
+        take = rap(verse, self.bpm, self.flow, load_voice(voice), load_fx("dry"), sr=self.sr,
+                   start_beat=PREROLL_BEATS, tail_s=0.0)
+        clip = take.dry / (np.abs(take.dry).max() + 1e-9) * 0.5
+        now_beat = (self.audio.now_frame() - self.zero) / self.sr * self.bpm / 60
+        first = (int(now_beat // bpb) + 2) * bpb
+        start = int(round(self.true_frame(first - PREROLL_BEATS)))
+        voice_end = start + max(s.end_sample for s in take.performance.syllables)
+        n_turns, misses = len(self.engine.turns), self.engine.misses
+        if self.given_text:
+            self.engine.controls.opponent_text = verse  # as an external recogniser would send it over OSC
+        self._ask("play", start, clip)
+        self._wait(lambda: len(self.engine.turns) > n_turns, 60.0, "cypher did not answer the verse")
+        turn = self.engine.turns[-1]
+        self._wait(lambda: self.audio.now_frame() > turn.end_frame + self.period * 2, 60.0, "the answer did not play out")
+        self._wait(lambda: self.engine.state == "idle", 10.0, "the engine did not return to idle")
+        queued = None if turn.queued_frame is None else (turn.queued_frame - voice_end) / self.sr * 1000
+        errors, exact = [], False
+        if turn.first_bar is not None:  # the written first bar, as it was queued
+            perf = turn.first_bar.performance
+            errors = [(turn.start_frame + s.attack_sample
+                       - self.true_frame(turn.downbeat_beat - PREROLL_BEATS + float(s.beat))) / self.sr * 1000
+                      for s in perf.syllables]
+            first_frame, rec = self._ask("recording")
+            i, want = turn.start_frame - first_frame, turn.first_bar.wet[: 3 * int(60 / self.bpm * self.sr)]
+            if 0 <= i and i + len(want) <= len(rec):
+                exact = bool(np.max(np.abs(rec[i : i + len(want)] - want)) < 1e-6) and bool(np.max(np.abs(want)) > 0.01)
+        return TurnResult(queued, errors, exact, self.engine.misses - misses, " / ".join(b for b, _ in turn.bars),
+                          turn.heard_text.replace("\n", " / "))
+
+
+def bench_live(turns: int = 50, bpm: float = 120.0, seed: int = 0, progress=None) -> dict:
+    from models_onnx.corpus import load
+
+    held = load().heldout()
+    results = []
+    with LiveRig(bpm=bpm, turn_bars=1, seed=seed) as rig:
+        xruns0, gaps0 = rig.audio.xruns, rig.audio.ring.gaps
+        for k in range(turns):
+            verse = held[k % len(held)].opponent[0]
+            results.append(rig.turn(verse, voice=("rival", "clear")[k % 2]))
+            if progress:
+                progress(k + 1, turns)
+        xruns, gaps = rig.audio.xruns - xruns0, rig.audio.ring.gaps - gaps0
+    queued = [r.queued_ms for r in results if r.queued_ms is not None]
+    errors = np.abs([e for r in results for e in r.onset_errors_ms])
+    metrics = {
+        "turns": len(results),
+        "queued_ms_p50": round(float(np.median(queued)), 1) if queued else None,
+        "queued_ms_p95": round(float(np.percentile(queued, 95)), 1) if queued else None,
+        "onset_error_ms_median": round(float(np.median(errors)), 3),
+        "onset_error_ms_max": round(float(errors.max()), 3),
+        "played_exactly": sum(r.played_exactly for r in results),
+        "misses": sum(r.misses for r in results),
+        "xruns": xruns,
+        "input_gaps": gaps,
+    }
+    targets = {}
+    for name, (op, value) in TARGETS.items():
+        got = metrics[name]
+        targets[name] = {"target": f"{op} {value:g}", "met": got is not None and got <= value}
+    return {"bench": "live", "setup": {"bpm": bpm, "turn_bars": 1, "sr": 48000, "period": 512, "clock_jitter_percent": 5.0,
+                                       "graph": "jackd -d dummy; our MIDI clock master on the transport grid"},
+            "metrics": metrics, "targets": targets,
+            "turns": [{"heard": r.heard, "answer": r.text, "queued_ms": r.queued_ms} for r in results]}

@@ -1,0 +1,331 @@
+"""The live turn engine: listen to the opponent, answer on the next downbeat, never miss it.
+
+States: idle -> opponent (their verse is heard) -> responding (our bars are queued)
+-> idle. A turn is answered when the verse ends past the turn's last beat (auto), on
+OSC `/cypher/turn/respond`, or on a MIDI note (a foot switch). Everything runs in the
+engine's own thread; the audio callback only plays the clips it is handed.
+
+Timing: the clock maps host time (JACK frame time / rate) to beats. The first bar of
+the answer is aimed at the first downbeat at least `lead_s` away. A fallback bar
+(pre-rendered from the corpus, rhyming with the opponent's last bar where one does)
+is queued for that downbeat at once; the written bar replaces it only if it is
+ready `guard_s` before the downbeat. A late writer therefore costs words, never the
+beat, and the miss is reported.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dsp import phonetics
+from dsp.listener import ListenSettings, Listener
+from dsp.syllables import Grid
+from plugin_host.clock import Clock, InternalClock
+from plugin_host.midi_parse import Message, drive_clock
+from plugin_host.rap import rap
+
+log = logging.getLogger("cypher.engine")
+PREROLL_BEATS = 1  # each clip starts a beat early: a syllable's consonants come before its attack
+N_FALLBACKS = 12
+SPECULATE_BEATS = 2.0  # write the answer this long before the turn ends
+END_SILENCE_S = 0.03  # near the turn's end, this much silence ends the verse
+SAME_TEMPO_BPM = 0.02  # a bar rendered at a tempo this close still lands within a millisecond
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    turn_bars: int = 4  # the opponent's turn
+    answer_bars: int = 4
+    lead_s: float = 0.12  # aim for a downbeat at least this far ahead, else the bar after
+    guard_s: float = 0.03  # a written bar replaces the fallback no later than this before it plays
+    auto: bool = True  # answer when the verse ends (else only on a trigger)
+    input_latency_ms: float = 0.0  # latency the engine cannot see, on the way in
+    output_latency_ms: float = 0.0  # and on the way out
+    seed: int = 0
+
+
+@dataclass
+class Turn:
+    """One answered turn, for the log, the bench and OSC."""
+
+    trigger: str  # auto, osc, midi
+    verse_end_frame: int | None
+    decided_frame: int
+    downbeat_beat: float
+    start_frame: int  # where the first bar's clip starts (a beat before the downbeat)
+    queued_frame: int | None = None  # when the written first bar was in place
+    fallback_bars: int = 0
+    late_ms: list[float] = field(default_factory=list)
+    bars: list[tuple[str, float]] = field(default_factory=list)  # (text, start beat)
+    heard_text: str = ""
+    end_frame: int = 0
+    first_bar: object = None  # the written first bar's Take, as queued (for checks)
+
+
+class Engine:
+    def __init__(self, audio, clock: Clock, comeback, flow, voice, fx, style, settings: EngineSettings = EngineSettings(),
+                 osc=None, listen: ListenSettings = ListenSettings()) -> None:
+        self.audio, self.clock, self.comeback = audio, clock, comeback
+        self.flow, self.voice, self.fx, self.style = flow, voice, fx, style
+        self.s, self.osc, self.listen_settings = settings, osc, listen
+        from plugin_host.osc import Controls
+
+        self.controls = osc.controls if osc is not None else Controls()  # what OSC and MIDI set
+        self.sr = audio.sr
+        self.state = "idle"
+        self.turns: list[Turn] = []
+        self.misses = 0
+        self._pending: list[str] = []  # triggers from MIDI, handled in the engine thread
+        self._listener = self._new_listener()
+        self._turn_end_beat: float | None = None
+        self._spec = None  # (opponent bars, answer texts, first bar's take) written ahead
+        self._current: Turn | None = None
+        self._fallbacks: list[tuple[str, str, np.ndarray]] = []
+        self._fallback_bpm: float | None = None
+        self._rng = random.Random(settings.seed)
+        self._bars_seen_beat = -1.0
+
+    # -- time --------------------------------------------------------------------------
+    def now_s(self) -> float:
+        return self.audio.now_frame() / self.sr
+
+    def frame_of_beat(self, beat: float) -> int:
+        return int(round(self.clock.time_of(beat) * self.sr - self.s.output_latency_ms * self.sr / 1000))
+
+    def _stream_to_host_s(self, t_stream: float) -> float:
+        first = (self.audio.ring.first_frame or 0) + self._listener_start
+        return first / self.sr + t_stream - self.s.input_latency_ms / 1000
+
+    def _grid(self) -> Grid | None:
+        if not self.clock.running:
+            return None
+        first = (self.audio.ring.first_frame or 0) + self._listener_start
+        beat0_stream = self.clock.time_of(0.0) - first / self.sr + self.s.input_latency_ms / 1000
+        return Grid(self.clock.bpm, beat0_stream, int(self.clock.meter.beats_per_bar))
+
+    def _new_listener(self) -> Listener:
+        """A fresh listener that hears the ring from now on (not our own turn before it)."""
+        self._read_pos = self._listener_start = self.audio.ring.written
+        return Listener(self.sr, None, self.listen_settings)
+
+    # -- inputs --------------------------------------------------------------------------
+    def on_midi(self, msg: Message) -> None:
+        """From the audio thread: clock messages drive the clock; a note is a trigger."""
+        if msg.kind in ("clock", "start", "continue", "stop", "songpos"):
+            if hasattr(self.clock, "tick"):
+                drive_clock(self.clock, msg)
+        elif msg.kind == "note_on":
+            self._pending.append("midi")
+
+    def _commands(self) -> list[str]:
+        out = []
+        while self._pending:
+            out.append(self._pending.pop(0))
+        cmds = self.controls.commands
+        while cmds:
+            out.append(cmds.pop(0))
+        return out
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, stop: threading.Event, period_s: float = 0.005) -> None:
+        while not stop.is_set() and not self.audio.server_gone:
+            self.step()
+            stop.wait(period_s)  # the engine thread may wait; timing lives in frame numbers
+
+    def step(self) -> None:
+        for cmd in self._commands():
+            self._command(cmd)
+        block, self._read_pos = self.audio.ring.read(self._read_pos)
+        self._listener.grid = self._grid()
+        if len(block) and self.state != "responding":
+            self._listener.push(block)
+        heard_state = self._listener._state
+        if self.state == "idle" and heard_state == "verse":
+            self._set_state("opponent")
+            start = self._stream_to_host_s(self._listener.heard().verse_start_s)
+            bpb = float(self.clock.meter.beats_per_bar)
+            first_bar = round(self.clock.beat_at(start) / bpb) * bpb  # a pickup belongs to the bar after it
+            self._turn_end_beat = first_bar + self.s.turn_bars * bpb
+            log.info("verse from beat %.2f: the turn ends at beat %g", self.clock.beat_at(start), self._turn_end_beat)
+        elif self.state == "opponent" and self._turn_end_beat is not None:
+            now_beat = self.clock.beat_at(self.now_s())
+            if self._spec is None and now_beat >= self._turn_end_beat - SPECULATE_BEATS:
+                self._speculate()
+            silence_s = self._listener.silence_s
+            # The verse is over when the voice stops near the turn's end (a short silence is
+            # enough there), or has stopped by the time the turn gets there; a rest inside
+            # the turn is not the end.
+            if self.s.auto and silence_s is not None and (
+                    (now_beat >= self._turn_end_beat - 0.5 and silence_s >= END_SILENCE_S)
+                    or heard_state == "ended" and self._heard_end_beat() >= self._turn_end_beat - 0.5):
+                end_host = self.now_s() - silence_s
+                self._respond("auto", int(round(end_host * self.sr)))
+        elif self.state == "responding" and self._current is not None:
+            if self.audio.now_frame() >= self._current.end_frame:
+                self._listener = self._new_listener()  # our own turn is not the opponent's
+                self._set_state("idle")
+        self._refresh_fallbacks()
+
+    def _heard_end_beat(self) -> float:
+        return self.clock.beat_at(self._stream_to_host_s(self._listener.heard().verse_end_s))
+
+    def _speculate(self) -> None:
+        """In the turn's last beats: write the answer and render its first bar from what is
+        known now, so the verse end only has to queue it."""
+        opponent = self._opponent_bars(self._listener.heard())
+        self._spec = (opponent, [], None)
+        if opponent:
+            written = self.comeback.write(opponent, self.s.answer_bars, self.style, seed=self._rng.randrange(1 << 30))
+            texts = [b["text"] for b in written["bars"]]
+            self._spec = (opponent, texts, self._take(texts[0]))
+
+    def _command(self, cmd: str) -> None:
+        if cmd in ("turn/respond", "midi") and self.state != "responding":
+            self._respond("osc" if cmd == "turn/respond" else "midi", None)
+        elif cmd == "turn/opponent":
+            self.audio.schedule.clear(self.audio.now_frame())
+            self._listener = self._new_listener()
+            self._set_state("opponent")
+            bpb = float(self.clock.meter.beats_per_bar)
+            self._turn_end_beat = self.clock.next_downbeat(self.now_s()) + self.s.turn_bars * bpb - bpb
+        elif cmd == "turn/stop":
+            self.audio.schedule.clear(self.audio.now_frame())
+            self._listener = self._new_listener()
+            self._set_state("idle")
+        elif cmd == "transport/start" and isinstance(self.clock, InternalClock):
+            self.clock.start(self.now_s(), self.clock.next_downbeat(self.now_s()) if self.clock.running else 0.0)
+        elif cmd == "transport/stop" and isinstance(self.clock, InternalClock):
+            self.clock.stop(self.now_s())
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        if self.osc is not None:
+            self.osc.set_state(state)
+        log.info("state %s", state)
+
+    # -- answering -----------------------------------------------------------------------
+    def _respond(self, trigger: str, verse_end_frame: int | None) -> None:
+        decided = self.audio.now_frame()
+        if not self.clock.running:
+            log.warning("the clock is not running: no downbeat to answer on")
+            return
+        self._refresh_fallbacks(force=not self._fallbacks)
+        bpb = float(self.clock.meter.beats_per_bar)
+        heard = self._listener.finish() if self._listener._state == "verse" else self._listener.heard()
+        target = self.clock.next_downbeat(decided / self.sr + self.s.lead_s)
+        turn = Turn(trigger, verse_end_frame, decided, target, self.frame_of_beat(target - PREROLL_BEATS),
+                    heard_text=heard.text)
+        self._current = turn
+        self._set_state("responding")
+        # 1. a fallback for every bar, in place at once: the beat is covered whatever happens next
+        last_rhyme = heard.end_rhymes[-1].rhyme_key if heard.end_rhymes else None
+        slots = []
+        for b in range(self.s.answer_bars):
+            text, clip = self._fallback(last_rhyme)
+            start = self.frame_of_beat(target + b * bpb - PREROLL_BEATS)
+            slots.append((self.audio.schedule.add(start, clip), start, text))
+        turn.end_frame = slots[-1][1] + int(round((bpb + PREROLL_BEATS) * 60 / self.clock.bpm * self.sr))
+        # 2. write and render; each bar replaces its fallback if it is in time
+        opponent = self._opponent_bars(heard)
+        if not opponent:
+            log.warning("no words were heard: the answer is fallback bars")
+        texts, first_take = [], None
+        spec, self._spec = self._spec, None
+        if spec is not None and spec[0] == opponent and spec[1]:
+            texts, first_take = spec[1], spec[2]  # written while they rapped: nothing new since
+            if abs(first_take.performance.bpm - self.clock.bpm) > SAME_TEMPO_BPM:
+                first_take = None  # the tempo moved since: render it again
+        elif opponent:
+            seed = self._rng.randrange(1 << 30)
+            written = self.comeback.write(opponent, self.s.answer_bars, self.style, seed=seed)
+            texts = [b["text"] for b in written["bars"]]
+        for b, (slot, start, fallback_text) in enumerate(slots):
+            text = fallback_text
+            if b < len(texts):
+                take = first_take if b == 0 and first_take is not None else self._take(texts[b])
+                late_s = (self.audio.now_frame() + self.s.guard_s * self.sr - start) / self.sr
+                if late_s <= 0:
+                    self.audio.schedule.replace(slot, start, take.wet)
+                    text = texts[b]
+                    if b == 0:
+                        turn.queued_frame, turn.first_bar = self.audio.now_frame(), take
+                else:
+                    turn.late_ms.append(late_s * 1000)
+            if text is fallback_text:
+                turn.fallback_bars += 1
+                if b < len(texts):  # written, but too late
+                    self._miss(b, turn)
+            beat = target + b * bpb
+            turn.bars.append((text, beat))
+            if self.osc is not None:
+                self.osc.broadcast("/cypher/line", text, float(beat))
+        self.turns.append(turn)
+        if self.osc is not None:
+            ms = (turn.queued_frame - (verse_end_frame or decided)) / self.sr * 1000 if turn.queued_frame else -1.0
+            self.osc.broadcast("/cypher/latency", "verse_end_to_queued", float(ms))
+
+    def _miss(self, bar: int, turn: Turn) -> None:
+        self.misses += 1
+        log.warning("bar %d of the answer was not ready in time: a fallback bar plays", bar + 1)
+        if self.osc is not None:
+            self.osc.broadcast("/cypher/miss", bar + 1, float(turn.late_ms[-1] if turn.late_ms else 0.0))
+
+    def _opponent_bars(self, heard) -> list[str]:
+        given = self.controls.opponent_text  # from an external recogniser: it takes precedence
+        if given.strip():
+            return [line for line in given.replace(" / ", "\n").splitlines() if line.strip()]
+        return [line for line in heard.text.splitlines() if line.strip()]
+
+    def _take(self, text: str):
+        return rap(text, self.clock.bpm, self.flow, self.voice, self.fx, sr=self.sr,
+                   start_beat=PREROLL_BEATS, tail_s=0.3)
+
+    # -- fallbacks ---------------------------------------------------------------------------
+    def _refresh_fallbacks(self, force: bool = False) -> None:
+        """Bars from the corpus, rendered at the current tempo (again when it moves)."""
+        if not force and (self.state == "responding" or not self.clock.running):
+            return
+        if self._fallback_bpm is not None and abs(self._fallback_bpm - self.clock.bpm) < 0.5:
+            return
+        self._fallback_bpm = self.clock.bpm
+        self._fallbacks = [(key, bar, self._take(bar).wet) for key, bar in fallback_bars(self.flow.capacity, self.s.seed)]
+
+    def _fallback(self, rhyme_key: str | None) -> tuple[str, np.ndarray]:
+        for key, bar, clip in self._fallbacks:
+            if key == rhyme_key:
+                return bar, clip
+        key, bar, clip = self._fallbacks[self._rng.randrange(len(self._fallbacks))]
+        return bar, clip
+
+    def status_line(self) -> str:
+        pos = self.clock.position(self.now_s()) if self.clock.running else None
+        where = f"{pos.bar + 1}.{pos.beat + 1}" if pos else "stopped"
+        last = self.turns[-1] if self.turns else None
+        lat = ""
+        if last and last.queued_frame and last.verse_end_frame:
+            lat = f" | last answer queued {1000 * (last.queued_frame - last.verse_end_frame) / self.sr:.0f} ms after the verse"
+        return (f"{self.state:10s} | bar {where} | {self.clock.bpm:.1f} BPM | turns {len(self.turns)} | "
+                f"misses {self.misses} | xruns {self.audio.xruns}{lat}")
+
+
+def fallback_bars(capacity: int, seed: int = 0, n: int = N_FALLBACKS) -> list[tuple[str, str]]:
+    """(rhyme key, bar): n training comebacks that fit a bar of the flow, each ending on another sound."""
+    from models_onnx.corpus import load
+
+    bars = [b for e in load().train().exchanges for b in e.comeback]
+    picked, keys = [], set()
+    for bar in random.Random(seed).sample(bars, min(len(bars), 400)):
+        words = [w for w in phonetics.words(bar) if w.syllables]
+        if not words or sum(len(w.syllables) for w in words) > capacity:
+            continue
+        key = " ".join(phonetics.rhyme_key(words[-1]))
+        if key not in keys:
+            keys.add(key)
+            picked.append((key, bar))
+        if len(picked) == n:
+            break
+    return picked
