@@ -103,7 +103,7 @@ class LiveRig:
         from plugin_host.write import Comeback, load_style
 
         sys.setswitchinterval(0.001)  # cypher's audio callback waits less for the GIL
-        self.server = JackServer("cypher-live", sr=self.sr, period=self.period).__enter__()
+        self.server = JackServer("cypher-live", sr=self.sr, period=self.period, sync=True).__enter__()
         try:
             self.flow = load_flow("boom-bap")
             self.clock = MidiClockFollower()

@@ -24,8 +24,11 @@ class JackServer:
     """`jackd -n NAME -d dummy` for the lifetime of a `with` block; sets JACK_DEFAULT_SERVER
     so every client started meanwhile (ours and the tools) joins it."""
 
-    def __init__(self, name: str = "cypher-rig", sr: int = 48000, period: int = 256) -> None:
-        self.name, self.sr, self.period = name, sr, period
+    def __init__(self, name: str = "cypher-rig", sr: int = 48000, period: int = 256, sync: bool = False) -> None:
+        # sync: jackd -S, every client in one cycle. JACK2's default (async) hands a client's
+        # output to clients in other processes a cycle or two late, which a rig that checks
+        # samples against the transport would count as cypher's error.
+        self.name, self.sr, self.period, self.sync = name, sr, period, sync
         self.proc: subprocess.Popen | None = None
         self._old_env: str | None = None
 
@@ -35,7 +38,8 @@ class JackServer:
         self._old_env = os.environ.get("JACK_DEFAULT_SERVER")
         os.environ["JACK_DEFAULT_SERVER"] = self.name
         self.proc = subprocess.Popen(
-            ["jackd", "--no-realtime", "-S", "-n", self.name, "-d", "dummy", "-r", str(self.sr), "-p", str(self.period)],
+            ["jackd", "--no-realtime", *(["-S"] if self.sync else []), "-n", self.name, "-d", "dummy",
+             "-r", str(self.sr), "-p", str(self.period)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         import jack
