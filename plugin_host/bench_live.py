@@ -7,12 +7,14 @@ is the transport: beat k falls at transport frame k * 60/bpm * rate.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from dsp.listener import ListenSettings
 from plugin_host.audio_io import JackAudio
 from plugin_host.engine import PREROLL_BEATS, Engine, EngineSettings
 from plugin_host.jack_rig import GridClockMaster, JackServer, RigError, have_jack_tools
@@ -20,6 +22,9 @@ from plugin_host.rap import load_flow, load_fx, load_voice, rap
 
 TARGETS = {"queued_ms_p95": ("<=", 100.0), "onset_error_ms_median": ("<=", 2.0), "onset_error_ms_max": ("<=", 10.0),
            "misses": ("<=", 0), "xruns": ("<=", 0)}
+
+
+_RIGS = itertools.count()
 
 
 @dataclass
@@ -80,11 +85,11 @@ class LiveRig:
     """The graph and its peers (another process), and cypher's engine here, for a `with` block."""
 
     def __init__(self, bpm: float = 120.0, turn_bars: int = 1, jitter_percent: float = 5.0, sr: int = 48000,
-                 period: int = 512, seed: int = 0, given_text: bool = True) -> None:
+                 period: int = 512, seed: int = 0, given_text: bool = True, speculate: bool = True) -> None:
         if not have_jack_tools():
             raise RigError("the live rig needs jackd (Debian: apt install jackd2)")
         self.bpm, self.turn_bars, self.sr, self.period = bpm, turn_bars, sr, period
-        self.jitter, self.seed, self.given_text = jitter_percent, seed, given_text
+        self.jitter, self.seed, self.given_text, self.speculate = jitter_percent, seed, given_text, speculate
 
     def _ask(self, *cmd):
         self.conn.send(cmd)
@@ -103,15 +108,22 @@ class LiveRig:
         from plugin_host.write import Comeback, load_style
 
         sys.setswitchinterval(0.001)  # cypher's audio callback waits less for the GIL
-        self.server = JackServer("cypher-live", sr=self.sr, period=self.period, sync=True).__enter__()
+        import os
+
+        name = f"cypher-live-{os.getpid()}-{next(_RIGS)}"  # rigs side by side never share a server
+        self.server = JackServer(name, sr=self.sr, period=self.period, sync=True).__enter__()
         try:
             self.flow = load_flow("boom-bap")
             self.clock = MidiClockFollower()
-            settings = EngineSettings(turn_bars=self.turn_bars, answer_bars=self.turn_bars, seed=self.seed)
+            settings = EngineSettings(turn_bars=self.turn_bars, answer_bars=self.turn_bars, seed=self.seed,
+                                      speculate=self.speculate)
             comeback = Comeback(self.flow)
             self.audio = JackAudio("cypher", midi=True, on_midi=lambda m: self.engine.on_midi(m))
+            # With the words given (as over OSC), the recogniser stays off: pocketsphinx holds
+            # the GIL while it decodes, which can make the audio callback late.
+            listen = ListenSettings(recognize=not self.given_text)
             self.engine = Engine(self.audio, self.clock, comeback, self.flow, load_voice("mc"),
-                                 load_fx("battle"), load_style("battle"), settings)
+                                 load_fx("battle"), load_style("battle"), settings, listen=listen)
             ctx = mp.get_context("spawn")
             self.conn, child = ctx.Pipe()
             self.peer = ctx.Process(target=_peer, args=(child, self.server.name, self.bpm, self.jitter, self.seed),

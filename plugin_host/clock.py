@@ -140,6 +140,7 @@ class MidiClockFollower(Clock):
         self.change_ticks = change_ticks
         self.change_tolerance = change_tolerance
         self._times = np.zeros(window_ticks)  # ring buffer of tick times (s), preallocated
+        self._ks = np.zeros(window_ticks)  # and of their tick numbers (a lost tick leaves a hole)
         self._n = 0  # ticks held (<= window_ticks)
         self._head = 0  # next slot
         self._count = 0  # ticks since the fit restarted, indexes the regression
@@ -179,6 +180,7 @@ class MidiClockFollower(Clock):
             else:
                 self._misses = 0
         self._times[self._head] = t
+        self._ks[self._head] = self._count
         self._head = (self._head + 1) % self.window_ticks
         self._n = min(self._n + 1, self.window_ticks)
         self._count += 1
@@ -219,8 +221,7 @@ class MidiClockFollower(Clock):
     def _window(self) -> tuple[np.ndarray, np.ndarray]:
         n = self._n
         idx = (self._head - n + np.arange(n)) % self.window_ticks
-        x = np.arange(self._count - n, self._count, dtype=np.float64)
-        return x, self._times[idx]
+        return self._ks[idx], self._times[idx]
 
     def _fit(self) -> None:
         if self._n < 2:
@@ -241,12 +242,12 @@ class MidiClockFollower(Clock):
     def _restart_from_recent(self, keep: int) -> None:
         """Keep only the last `keep` ticks: the tempo changed under them."""
         x, y = self._window()
-        kept = y[-keep:] if keep > 0 else y[:0]
+        kept = list(zip(x[-keep:], y[-keep:])) if keep > 0 else []
         self._times[:] = 0.0
         self._n = 0
         self._head = 0
-        for t in kept:
-            self._times[self._head] = t
+        for k, t in kept:
+            self._times[self._head], self._ks[self._head] = t, k
             self._head += 1
             self._n += 1
         self._misses = 0

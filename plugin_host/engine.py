@@ -33,19 +33,33 @@ PREROLL_BEATS = 1  # each clip starts a beat early: a syllable's consonants come
 N_FALLBACKS = 12
 SPECULATE_BEATS = 2.0  # write the answer this long before the turn ends
 END_SILENCE_S = 0.03  # near the turn's end, this much silence ends the verse
-SAME_TEMPO_BPM = 0.02  # a bar rendered at a tempo this close still lands within a millisecond
+MAX_DRIFT_MS = 1.0  # a bar written ahead is kept if its tempo puts its last syllable this close to the grid
 
 
 @dataclass(frozen=True)
 class EngineSettings:
     turn_bars: int = 4  # the opponent's turn
     answer_bars: int = 4
-    lead_s: float = 0.12  # aim for a downbeat at least this far ahead, else the bar after
+    lead_s: float = 0.05  # aim for a downbeat at least this far ahead, else the bar after
     guard_s: float = 0.03  # a written bar replaces the fallback no later than this before it plays
     auto: bool = True  # answer when the verse ends (else only on a trigger)
     input_latency_ms: float = 0.0  # latency the engine cannot see, on the way in
     output_latency_ms: float = 0.0  # and on the way out
+    speculate: bool = True  # write the answer during the turn's last beats
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """An answer written ahead, during the opponent's last beats."""
+
+    opponent: list
+    texts: list = field(default_factory=list)
+    take: object = None
+    slot: int | None = None  # its first bar, queued for `downbeat`
+    downbeat: float | None = None
+    queued_frame: int | None = None
+    start_frame: int | None = None
 
 
 @dataclass
@@ -153,7 +167,7 @@ class Engine:
             log.info("verse from beat %.2f: the turn ends at beat %g", self.clock.beat_at(start), self._turn_end_beat)
         elif self.state == "opponent" and self._turn_end_beat is not None:
             now_beat = self.clock.beat_at(self.now_s())
-            if self._spec is None and now_beat >= self._turn_end_beat - SPECULATE_BEATS:
+            if self.s.speculate and self._spec is None and now_beat >= self._turn_end_beat - SPECULATE_BEATS:
                 self._speculate()
             silence_s = self._listener.silence_s
             # The verse is over when the voice stops near the turn's end (a short silence is
@@ -174,14 +188,19 @@ class Engine:
         return self.clock.beat_at(self._stream_to_host_s(self._listener.heard().verse_end_s))
 
     def _speculate(self) -> None:
-        """In the turn's last beats: write the answer and render its first bar from what is
-        known now, so the verse end only has to queue it."""
+        """In the turn's last beats: write the answer from the words known now, render its
+        first bar and queue it for the downbeat that ends the turn. The verse end then only
+        confirms it (or, if the words changed, it is rewritten)."""
         opponent = self._opponent_bars(self._listener.heard())
-        self._spec = (opponent, [], None)
-        if opponent:
-            written = self.comeback.write(opponent, self.s.answer_bars, self.style, seed=self._rng.randrange(1 << 30))
-            texts = [b["text"] for b in written["bars"]]
-            self._spec = (opponent, texts, self._take(texts[0]))
+        self._spec = _Spec(opponent)
+        if not opponent:
+            return
+        written = self.comeback.write(opponent, self.s.answer_bars, self.style, seed=self._rng.randrange(1 << 30))
+        texts = [b["text"] for b in written["bars"]]
+        take = self._take(texts[0])
+        start = self.frame_of_beat(self._turn_end_beat - PREROLL_BEATS)
+        slot = self.audio.schedule.add(start, take.wet) if self.s.auto else None
+        self._spec = _Spec(opponent, texts, take, slot, self._turn_end_beat, self.audio.now_frame(), start)
 
     def _command(self, cmd: str) -> None:
         if cmd in ("turn/respond", "midi") and self.state != "responding":
@@ -221,32 +240,39 @@ class Engine:
                     heard_text=heard.text)
         self._current = turn
         self._set_state("responding")
-        # 1. a fallback for every bar, in place at once: the beat is covered whatever happens next
-        last_rhyme = heard.end_rhymes[-1].rhyme_key if heard.end_rhymes else None
-        slots = []
-        for b in range(self.s.answer_bars):
-            text, clip = self._fallback(last_rhyme)
-            start = self.frame_of_beat(target + b * bpb - PREROLL_BEATS)
-            slots.append((self.audio.schedule.add(start, clip), start, text))
-        turn.end_frame = slots[-1][1] + int(round((bpb + PREROLL_BEATS) * 60 / self.clock.bpm * self.sr))
-        # 2. write and render; each bar replaces its fallback if it is in time
         opponent = self._opponent_bars(heard)
         if not opponent:
             log.warning("no words were heard: the answer is fallback bars")
-        texts, first_take = [], None
         spec, self._spec = self._spec, None
-        if spec is not None and spec[0] == opponent and spec[1]:
-            texts, first_take = spec[1], spec[2]  # written while they rapped: nothing new since
-            if abs(first_take.performance.bpm - self.clock.bpm) > SAME_TEMPO_BPM:
-                first_take = None  # the tempo moved since: render it again
+        ready = (spec is not None and spec.slot is not None and spec.texts and spec.opponent == opponent
+                 and spec.downbeat == target and self._drift_ms(spec.take) <= MAX_DRIFT_MS)
+        if spec is not None and spec.slot is not None and not ready:
+            self.audio.schedule.slots[spec.slot] = None  # aimed elsewhere, or the words changed
+        # 1. a fallback for every bar not already in place: the beat is covered whatever happens next
+        last_rhyme = heard.end_rhymes[-1].rhyme_key if heard.end_rhymes else None
+        slots = []
+        for b in range(self.s.answer_bars):
+            start = self.frame_of_beat(target + b * bpb - PREROLL_BEATS)
+            if b == 0 and ready:
+                turn.start_frame = spec.start_frame  # where it was queued, on the clock of that moment
+                slots.append((spec.slot, spec.start_frame, None))
+                continue
+            text, clip = self._fallback(last_rhyme)
+            slots.append((self.audio.schedule.add(start, clip), start, text))
+        turn.end_frame = slots[-1][1] + int(round((bpb + PREROLL_BEATS) * 60 / self.clock.bpm * self.sr))
+        # 2. write (unless written while they rapped) and render; each bar replaces its fallback if in time
+        texts: list[str] = []
+        if spec is not None and spec.texts and spec.opponent == opponent:
+            texts = spec.texts
         elif opponent:
-            seed = self._rng.randrange(1 << 30)
-            written = self.comeback.write(opponent, self.s.answer_bars, self.style, seed=seed)
+            written = self.comeback.write(opponent, self.s.answer_bars, self.style, seed=self._rng.randrange(1 << 30))
             texts = [b["text"] for b in written["bars"]]
         for b, (slot, start, fallback_text) in enumerate(slots):
             text = fallback_text
-            if b < len(texts):
-                take = first_take if b == 0 and first_take is not None else self._take(texts[b])
+            if fallback_text is None:  # queued ahead, during the turn
+                text, turn.queued_frame, turn.first_bar = texts[0], spec.queued_frame, spec.take
+            elif b < len(texts):
+                take = self._take(texts[b])
                 late_s = (self.audio.now_frame() + self.s.guard_s * self.sr - start) / self.sr
                 if late_s <= 0:
                     self.audio.schedule.replace(slot, start, take.wet)
@@ -279,6 +305,11 @@ class Engine:
         if given.strip():
             return [line for line in given.replace(" / ", "\n").splitlines() if line.strip()]
         return [line for line in heard.text.splitlines() if line.strip()]
+
+    def _drift_ms(self, take) -> float:
+        """How far a bar rendered at the take's tempo ends up from the clock's grid by its end."""
+        bar_s = float(self.clock.meter.beats_per_bar) * 60 / self.clock.bpm
+        return abs(take.performance.bpm - self.clock.bpm) / self.clock.bpm * bar_s * 1000
 
     def _take(self, text: str):
         return rap(text, self.clock.bpm, self.flow, self.voice, self.fx, sr=self.sr,

@@ -160,3 +160,14 @@ def test_a_lost_tick_does_not_shift_the_beat():
     assert f.lost == 2
     assert abs(f.beat_at(times[-1]) - (len(times) - 1) / 24) < 1e-6
     assert abs(f.bpm - 120) < 1e-6
+
+
+def test_the_tempo_holds_right_after_a_lost_tick():
+    period = 60 / 120 / 24
+    f = MidiClockFollower()
+    f.start()
+    for k in range(24 * 4):
+        if k != 60:
+            f.tick(1.0 + k * period)
+            if k > 61:
+                assert abs(f.bpm - 120) < 1e-6, k

@@ -1,0 +1,125 @@
+"""The live engine: the audio hand-over (ring and clip schedule) exactly, then whole turns in a real JACK graph."""
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from plugin_host.audio_io import ClipSchedule, InputRing
+from plugin_host.jack_rig import JackServer, have_jack_tools
+
+needs_jack = pytest.mark.skipif(not have_jack_tools(), reason="needs jackd and jack_midi_clock (Debian: jackd2)")
+
+
+def test_ring_keeps_frame_times_through_gaps_and_wraps():
+    ring = InputRing(10)
+    ring.write(np.arange(4, dtype=np.float32), frame=100)
+    ring.write(np.arange(4, 7, dtype=np.float32), frame=104)
+    got, pos = ring.read(0)
+    assert got.tolist() == [0, 1, 2, 3, 4, 5, 6] and pos == 7 and ring.first_frame == 100
+    ring.write(np.ones(2, np.float32), frame=109)  # frames 107 and 108 never came: silence there
+    got, pos = ring.read(pos)
+    assert got.tolist() == [0, 0, 1, 1] and ring.gaps == 1 and pos == 11  # wrapped around the end
+    ring.write(np.full(12, 2.0, np.float32), frame=111)  # more than the ring holds: the oldest goes
+    got, pos = ring.read(pos)
+    assert len(got) == 10 and ring.overruns == 1
+
+
+def test_schedule_places_clips_on_their_frames_across_cycles():
+    sched = ClipSchedule(n_slots=4)
+    clip = np.arange(1, 11, dtype=np.float32)  # 10 samples from frame 1005
+    sched.add(1005, clip)
+    other = sched.add(1012, np.full(4, 100.0, np.float32))
+    out = []
+    for base in range(1000, 1024, 8):  # three 8-frame cycles
+        buf = np.zeros(8, np.float32)
+        sched.mix_into(buf, base)
+        out.append(buf)
+    out = np.concatenate(out)
+    want = np.zeros(24, np.float32)
+    want[5:15] += clip
+    want[12:16] += 100
+    np.testing.assert_array_equal(out, want)
+    assert sched.slots == [None] * 4  # played out, freed
+    sched.replace(other, 2000, np.ones(3, np.float32))
+    sched.clear(from_frame=1500)
+    assert sched.slots[other] is None
+
+
+VERSES = ["You came to battle with a broken microphone", "I heard your mother wrote the rhymes you tried to sell"]
+
+
+@needs_jack
+def test_turns_land_on_the_downbeat():
+    from models_onnx import rhyme
+    from plugin_host.bench_live import LiveRig
+
+    with LiveRig(bpm=120, turn_bars=1) as rig:
+        results = [rig.turn(verse) for verse in VERSES]
+    for verse, r in zip(VERSES, results):
+        assert r.played_exactly  # the recording holds the queued bar from its start frame, sample for sample
+        assert r.onset_errors_ms and max(abs(e) for e in r.onset_errors_ms) < 2.0  # every syllable on its slot
+        assert r.misses == 0  # xruns depend on the machine's load: `cypher bench live` counts them
+        assert r.queued_ms is not None and r.queued_ms < 300
+        first_bar = r.text.split(" / ")[0]
+        assert rhyme.grade(first_bar, verse.split()[-1]) != rhyme.NONE  # it flips their last rhyme
+
+
+@needs_jack
+def test_a_late_writer_costs_words_not_the_beat():
+    from plugin_host.bench_live import LiveRig
+
+    with LiveRig(bpm=120, turn_bars=1, speculate=False) as r:
+        slow = r.engine.comeback.write
+
+        def late(*args, **kwargs):
+            time.sleep(1.0)  # two beats: past the downbeat the answer is aimed at
+            return slow(*args, **kwargs)
+
+        r.engine.comeback.write = late
+        result = r.turn(VERSES[0])
+        turn = r.engine.turns[-1]
+    assert result.misses == 1 and turn.fallback_bars == 1 and turn.late_ms and turn.late_ms[0] > 0
+    assert turn.bars[0][0] == result.text  # the fallback bar played, on the downbeat it was aimed at
+    assert turn.queued_frame is None
+
+
+def _serve(*args, env_server):
+    import os
+
+    env = dict(os.environ, JACK_DEFAULT_SERVER=env_server, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "plugin_host.cli", "serve", "--osc-port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+@needs_jack
+def test_serve_runs_stops_on_ctrl_c_and_names_missing_ports():
+    with JackServer("cypher-serve", sr=48000, period=512) as server:
+        proc = _serve("--audio-out", "nowhere:playback_9", env_server=server.name)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2 and "nowhere:playback_9" in err and "cypher:out" in err
+        assert "Traceback" not in err
+        proc = _serve(env_server=server.name)
+        time.sleep(8)  # model and fallback bars loaded, engine running
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and "cypher serve:" in err and "misses 0" in err
+        assert "Traceback" not in err
+
+
+@needs_jack
+def test_serve_reports_the_server_going_away():
+    with JackServer("cypher-gone", sr=48000, period=512) as server:
+        proc = _serve(env_server=server.name)
+        time.sleep(8)
+        server.proc.kill()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "JACK server went away" in err and "Traceback" not in err
+
+
+def test_serve_without_jack_says_what_to_do(cli, monkeypatch):
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "cypher-nobody-runs-this")
+    r = cli("serve", "--osc-port", "0", "--seconds", "1", timeout=120)
+    assert r.returncode == 2 and "no JACK server is running" in r.stderr and "Traceback" not in r.stderr
