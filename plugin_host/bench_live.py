@@ -65,9 +65,14 @@ def _peer(conn, server: str, bpm: float, jitter: float, seed: int) -> None:
                 reply = recorder.now_frame()
             elif cmd == "play":
                 reply = opponent.schedule.add(args[0], args[1])
-            elif cmd == "recording":
-                rec, _ = recorder.ring.read(0)
-                reply = (recorder.ring.first_frame, rec)
+            elif cmd == "recording":  # frames [args[0], args[0] + args[1]) as recorded, or None
+                ring, (start, n) = recorder.ring, args
+                i = start - ring.first_frame
+                if i < 0 or i + n > ring.written or ring.written - i > len(ring.buf):
+                    reply = None
+                else:
+                    j = i % len(ring.buf)
+                    reply = np.take(ring.buf, np.arange(j, j + n), mode="wrap")
             elif cmd == "stop":
                 for part in (master, opponent, recorder):
                     if part is not None:
@@ -199,10 +204,10 @@ class LiveRig:
             errors = [(turn.start_frame + s.attack_sample
                        - self.true_frame(turn.downbeat_beat - PREROLL_BEATS + float(s.beat))) / self.sr * 1000
                       for s in perf.syllables]
-            first_frame, rec = self._ask("recording")
-            i, want = turn.start_frame - first_frame, turn.first_bar.wet[: 3 * int(60 / self.bpm * self.sr)]
-            if 0 <= i and i + len(want) <= len(rec):
-                exact = bool(np.max(np.abs(rec[i : i + len(want)] - want)) < 1e-6) and bool(np.max(np.abs(want)) > 0.01)
+            want = turn.first_bar.wet[: 3 * int(60 / self.bpm * self.sr)]
+            got = self._ask("recording", turn.start_frame, len(want))
+            if got is not None:
+                exact = bool(np.max(np.abs(got - want)) < 1e-6) and bool(np.max(np.abs(want)) > 0.01)
         return TurnResult(queued, errors, exact, self.engine.misses - misses, " / ".join(b for b, _ in turn.bars),
                           turn.heard_text.replace("\n", " / "))
 

@@ -28,7 +28,7 @@ commands:
   demo                   a full exchange over the built-in beat, written under takes/
   serve                  live: hear the opponent in a JACK graph, answer on the next downbeat
   devices                MIDI ports and audio ports, as the engine sees them
-  bench NAME             measure: voice (render time, onset alignment), clock, lyrics, listen, pathstar
+  bench NAME             measure: voice (render time, onset alignment), clock, lyrics, listen, live, pathstar
   train lyrics|pathstar  train the lyric model, or reproduce the path-star failure of
                          next-token prediction (needs the training extra: pip install -e '.[train]')
   export lyrics          install a trained lyric model as the shipped ONNX file
@@ -105,11 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure speed and timing",
                            description="Measure one part of cypher and report medians and ratios. "
                                        "Exits 0 whether or not targets are met.")
-    bench.add_argument("name", choices=["voice", "clock", "lyrics", "listen", "pathstar"],
+    bench.add_argument("name", choices=["voice", "clock", "lyrics", "listen", "live", "pathstar"],
                        help="voice: 4-bar render time and onset alignment; clock: following jack_midi_clock in a "
                             "JACK dummy graph (needs jackd2, jack-midi-clock); lyrics: the writer on the corpus's held-out "
                             "exchanges, with the human comebacks as a reference row; listen: the listener on synthesised opponent "
-                            "verses (syllable onsets, words, anchors, verse end, cost); pathstar: path accuracy per objective")
+                            "verses (syllable onsets, words, anchors, verse end, cost); live: battle turns in a JACK graph against "
+                            "the host's grid (needs jackd2); pathstar: path accuracy per objective")
     bench.add_argument("--runs", type=_number(int, "--runs"), default=60, help="voice: timed renders (default 60)")
     bench.add_argument("--size", choices=["tiny", "small", "cpu", "paper"],
                        help="pathstar: size to train and measure (tiny, cpu, paper; default tiny); "
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="auto", help="pathstar, lyrics --ablation: auto, cpu or cuda (default auto)")
     bench.add_argument("--exchanges", type=_number(int, "--exchanges"), metavar="N",
                        help="lyrics: score only the first N held-out exchanges (default all)")
+    bench.add_argument("--turns", type=_number(int, "--turns"), default=50, help="live: turns to play (default 50)")
     bench.add_argument("--cases", type=_number(int, "--cases"), default=12,
                        help="listen: synthesised verses to hear (default 12)")
     bench.add_argument("--seed", type=_number(int, "--seed"), default=0, help="lyrics: plan seed; listen: beat and noise seed (default 0)")
@@ -176,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--fx", default="battle", help="fx preset (default battle)")
     serve.add_argument("--turn-bars", type=int, default=4, help="bars in a turn, theirs and ours (default 4)")
     serve.add_argument("--manual", action="store_true", help="answer only on a trigger, not when the verse ends")
+    serve.add_argument("--no-recognize", action="store_true",
+                       help="take the opponent's words only over OSC (/cypher/opponent/text); the recogniser holds "
+                            "Python's lock while it decodes, which can make the audio callback late on a busy machine")
     serve.add_argument("--input-latency-ms", type=float, default=0.0, help="input latency JACK does not report (ms)")
     serve.add_argument("--output-latency-ms", type=float, default=0.0, help="output latency JACK does not report (ms)")
     serve.add_argument("--seed", type=int, default=0, help="writing seed (default 0)")
@@ -321,6 +326,18 @@ def _cmd_bench(args) -> int:
         if not args.json:
             print(format_report(report))
             return 0
+    elif args.name == "live":
+        from plugin_host.bench import _progress
+        from plugin_host.bench_live import bench_live
+        from plugin_host.jack_rig import RigError
+
+        if args.turns < 1:
+            raise UsageError("--turns must be at least 1")
+        try:
+            report = bench_live(turns=args.turns, seed=args.seed,
+                                progress=lambda k, n: _progress(k, n, "bench live"))
+        except RigError as e:
+            raise UsageError(str(e)) from None
     elif args.name == "pathstar":
         from plugin_host.training import bench_pathstar
 

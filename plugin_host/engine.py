@@ -14,6 +14,7 @@ beat, and the miss is reported.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import threading
@@ -146,6 +147,11 @@ class Engine:
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event, period_s: float = 0.005) -> None:
+        # A full garbage collection walks every object (the model, the corpus index) while
+        # holding Python's lock, long enough to make the audio callback miss its cycle:
+        # what is loaded now stays out of collections.
+        gc.collect()
+        gc.freeze()
         while not stop.is_set() and not self.audio.server_gone:
             self.step()
             stop.wait(period_s)  # the engine thread may wait; timing lives in frame numbers

@@ -67,6 +67,8 @@ FEEDBACK = {
     "/cypher/beat": "f: beat number, sent on each beat",
     "/cypher/line": "s text, f start beat: each bar as it is performed",
     "/cypher/error": "s address, s message: what was wrong with a message sent to cypher",
+    "/cypher/miss": "i bar, f ms late: a written bar was not ready; a fallback bar played on the beat",
+    "/cypher/latency": "s stage, f ms: e.g. verse_end_to_queued (negative: in place before the verse ended)",
 }
 
 

@@ -14,6 +14,7 @@ STATUS_EVERY_S = 0.5
 
 def build(args):
     """(audio, engine, osc) wired as the flags say; raises UsageError naming the fix."""
+    from dsp.listener import ListenSettings
     from plugin_host.audio_io import JackAudio
     from plugin_host.clock import InternalClock, Meter, MidiClockFollower
     from plugin_host.engine import Engine, EngineSettings
@@ -51,7 +52,8 @@ def build(args):
     settings = EngineSettings(turn_bars=args.turn_bars, answer_bars=args.turn_bars, auto=not args.manual,
                               input_latency_ms=args.input_latency_ms, output_latency_ms=args.output_latency_ms,
                               seed=args.seed)
-    engine = holder["engine"] = Engine(audio, clock, comeback, flow, voice, fx, style, settings, osc)
+    engine = holder["engine"] = Engine(audio, clock, comeback, flow, voice, fx, style, settings, osc,
+                                       listen=ListenSettings(recognize=not args.no_recognize))
     if args.clock == "internal":
         clock.start(audio.now_frame() / audio.sr)
     return audio, engine, osc
