@@ -160,16 +160,16 @@ class MidiClockFollower(Clock):
         if self._n and t - self._last_t < DUPLICATE_PERIODS * self.period:
             self.duplicates += 1  # two ticks at once: a master's double send, not a tempo
             return
-        if self._n and t - self._last_t > GAP_PERIODS * self.period:
-            self._restart_from_recent(0)  # the master paused: the old ticks no longer line up
-        elif self._n >= 2 and t - self._last_t > LOST_PERIODS * self.period:
-            # A tick went missing on the way (two periods since the last one): count it, or
-            # every later beat would fall a tick late.
+        if self._n >= 2 and t - self._last_t > LOST_PERIODS * self.period:
+            # Ticks went missing on the way (a running master never pauses without Stop):
+            # count them, or every later beat would fall that many ticks late.
             missing = int(round((t - self._last_t) / self.period)) - 1
             self.lost += missing
             self._count += missing
             if self.running:
                 self._song_ticks += missing
+        if self._n and t - self._last_t > GAP_PERIODS * self.period:
+            self._restart_from_recent(0)  # a long gap: the tempo may have moved under it
         self._last_t = t
         if self._n >= 2:
             predicted = self._predict(self._count)

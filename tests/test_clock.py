@@ -171,3 +171,15 @@ def test_the_tempo_holds_right_after_a_lost_tick():
             f.tick(1.0 + k * period)
             if k > 61:
                 assert abs(f.bpm - 120) < 1e-6, k
+
+
+def test_two_lost_ticks_in_a_row_keep_their_place():
+    period = 60 / 120 / 24
+    f = MidiClockFollower()
+    f.start()
+    times = [1.0 + k * period for k in range(24 * 6)]
+    for k, t in enumerate(times):
+        if k not in (70, 71):
+            f.tick(t)
+    assert f.lost == 2
+    assert abs(f.beat_at(times[-1]) - (len(times) - 1) / 24) < 1e-6
