@@ -256,6 +256,11 @@ class Listener:
 
     # -- output ------------------------------------------------------------------------
     @property
+    def state(self) -> str:
+        """idle, verse or ended: cheaper than heard().state."""
+        return self._state
+
+    @property
     def silence_s(self) -> float | None:
         """How long since the last voiced frame, while a verse is on or just ended (else None)."""
         if self._state == "idle" or self._last_voiced_f is None:

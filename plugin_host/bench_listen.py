@@ -110,8 +110,8 @@ def listen(mix: np.ndarray, grid: Grid, text: str | None = None, recognize: bool
     for i in range(0, len(mix), BLOCK):
         t0 = time.perf_counter()
         listener.push(mix[i : i + BLOCK])
-        if listener._state != state:
-            state = listener._state
+        if listener.state != state:
+            state = listener.state
             if state == "ended":
                 listener.heard()  # what the engine reads at the verse end
                 last_update_ms = (time.perf_counter() - t0) * 1000

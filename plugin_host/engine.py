@@ -163,7 +163,7 @@ class Engine:
         self._listener.grid = self._grid()
         if len(block) and self.state != "responding":
             self._listener.push(block)
-        heard_state = self._listener._state
+        heard_state = self._listener.state
         if self.state == "idle" and heard_state == "verse":
             self._set_state("opponent")
             start = self._stream_to_host_s(self._listener.heard().verse_start_s)
@@ -240,7 +240,7 @@ class Engine:
             return
         self._refresh_fallbacks(force=not self._fallbacks)
         bpb = float(self.clock.meter.beats_per_bar)
-        heard = self._listener.finish() if self._listener._state == "verse" else self._listener.heard()
+        heard = self._listener.finish() if self._listener.state == "verse" else self._listener.heard()
         target = self.clock.next_downbeat(decided / self.sr + self.s.lead_s)
         turn = Turn(trigger, verse_end_frame, decided, target, self.frame_of_beat(target - PREROLL_BEATS),
                     heard_text=heard.text)
