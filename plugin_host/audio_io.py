@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from plugin_host.jack_midi import open_client
 from plugin_host.midi_parse import Message, MidiParser
 
 N_SLOTS = 32
@@ -109,14 +110,7 @@ class JackAudio:
 
     def __init__(self, client_name: str = "cypher", ring_s: float = 30.0, midi: bool = True,
                  on_midi: Callable[[Message], None] | None = None, track_transport: bool = False) -> None:
-        try:
-            import jack
-        except (ImportError, OSError) as e:
-            raise RuntimeError(f"JACK is not available ({e}); install JACK (Debian: jackd2) and JACK-Client") from None
-        try:
-            self.client = jack.Client(client_name, no_start_server=True)
-        except jack.JackError:
-            raise RuntimeError("no JACK server is running; start one (e.g. jackd -d alsa, or jackd -d dummy)") from None
+        jack, self.client = open_client(client_name)
         self._jack = jack
         self.sr = self.client.samplerate
         self.inport = self.client.inports.register("in")

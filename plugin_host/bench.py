@@ -18,6 +18,16 @@ ONSET_N_FFT = 512
 ONSET_HOP = 32
 
 
+def check_targets(metrics: dict, targets: dict[str, tuple[str, float]]) -> dict:
+    """{name: {"target": ">= 0.85", "met": bool}} for each (op, value) target; a missing value is not met."""
+    out = {}
+    for name, (op, value) in targets.items():
+        got = metrics[name]
+        met = got is not None and (got >= value if op == ">=" else got <= value)
+        out[name] = {"target": f"{op} {value:g}", "met": met}
+    return out
+
+
 def bench_lines() -> list[str]:
     path = Path(presets.ROOT) / "verses" / "bench_lines.txt"
     return [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]

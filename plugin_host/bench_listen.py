@@ -15,7 +15,7 @@ from dsp.beat import render_beat
 from dsp.listener import Listener
 from dsp.syllables import Grid
 from dsp.text import normalize_words
-from plugin_host.bench import _progress
+from plugin_host.bench import _progress, check_targets
 from plugin_host.rap import load_flow, load_fx, load_voice, rap
 
 SR = 44100
@@ -177,11 +177,7 @@ def bench_listen(n_cases: int = 12, seed: int = 0) -> dict:
         "final_update_ms_p50": round(float(np.median(finals)), 2) if finals else None,
         "final_update_ms_p95": round(float(np.percentile(finals, 95)), 2) if finals else None,
     }
-    targets = {}
-    for name, (op, value) in TARGETS.items():
-        got = metrics[name]
-        met = got is not None and (got >= value if op == ">=" else got <= value)
-        targets[name] = {"target": f"{op} {value:g}", "met": met}
+    targets = check_targets(metrics, TARGETS)
     return {"bench": "listen",
             "setup": {"cases": n_cases, "audio_s": round(audio_s, 1), "block": BLOCK, "sr": SR,
                       "onset_window_ms": WINDOW_S * 1000, "voices": list(VOICES), "bpms": list(BPMS),

@@ -16,6 +16,7 @@ import numpy as np
 
 from dsp.listener import ListenSettings
 from plugin_host.audio_io import JackAudio
+from plugin_host.bench import check_targets
 from plugin_host.engine import PREROLL_BEATS, Engine, EngineSettings
 from plugin_host.jack_rig import GridClockMaster, JackServer, RigError, have_jack_tools
 from plugin_host.rap import load_flow, load_fx, load_voice, rap
@@ -238,10 +239,7 @@ def bench_live(turns: int = 50, bpm: float = 120.0, seed: int = 0, progress=None
         "xruns": xruns,
         "input_gaps": gaps,
     }
-    targets = {}
-    for name, (op, value) in TARGETS.items():
-        got = metrics[name]
-        targets[name] = {"target": f"{op} {value:g}", "met": got is not None and got <= value}
+    targets = check_targets(metrics, TARGETS)
     return {"bench": "live", "setup": {"bpm": bpm, "turn_bars": 1, "sr": 48000, "period": 512, "clock_jitter_percent": 5.0,
                                        "graph": "jackd -d dummy; our MIDI clock master on the transport grid"},
             "metrics": metrics, "targets": targets,

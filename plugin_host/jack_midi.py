@@ -11,19 +11,24 @@ from typing import Callable
 from plugin_host.midi_parse import Message, MidiParser
 
 
+def open_client(client_name: str):
+    """(the jack module, a client of the running server); RuntimeError naming the fix otherwise."""
+    try:
+        import jack
+    except (ImportError, OSError) as e:  # OSError: the JACK library itself is missing
+        raise RuntimeError(f"JACK is not available ({e}); install JACK (Debian: jackd2) and JACK-Client") from None
+    try:
+        return jack, jack.Client(client_name, no_start_server=True)
+    except jack.JackError:
+        raise RuntimeError("no JACK server is running; start one (e.g. jackd -d alsa, or jackd -d dummy)") from None
+
+
 class JackMidiIn:
     """A JACK client with one MIDI input port; `on_message(msg)` runs in JACK's process thread."""
 
     def __init__(self, on_message: Callable[[Message], None], client_name: str = "cypher",
                  port_name: str = "midi_in", track_transport: bool = False) -> None:
-        try:
-            import jack
-        except (ImportError, OSError) as e:  # OSError: the JACK library itself is missing
-            raise RuntimeError(f"JACK is not available ({e}); install JACK (Debian: jackd2) and JACK-Client") from None
-        try:
-            self.client = jack.Client(client_name, no_start_server=True)
-        except jack.JackError:
-            raise RuntimeError("no JACK server is running; start one (e.g. jackd -d alsa, or jackd -d dummy)") from None
+        jack, self.client = open_client(client_name)
         self.sr = self.client.samplerate
         self.port = self.client.midi_inports.register(port_name)
         self.parser = MidiParser()
