@@ -4,11 +4,17 @@ The process callback only copies. Input goes into a fixed ring buffer (the engin
 reads it from its own thread); output is the sum of the clips scheduled against
 JACK's frame time, each starting on the exact frame it was given. The same client
 reads MIDI (the host's clock), stamped with the same frame time, so audio and
-clock share one time base. Nothing in the callback takes a lock or does I/O; the
-engine hands clips over by replacing one slot of a fixed list (atomic under the GIL).
+clock share one time base. Nothing in the callback takes a lock or does I/O.
+
+The callback is C (plugin_host/rtjack.c) when it was built: it never waits for
+Python's lock, so a busy engine cannot make it miss a cycle. MIDI it received is
+handed to `on_midi` from a Python thread, every `MIDI_POLL_S`, with its exact frame
+times. Without the compiled part the same work runs in a Python callback.
 """
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Callable
 
 import numpy as np
@@ -16,7 +22,9 @@ import numpy as np
 from plugin_host.jack_midi import open_client
 from plugin_host.midi_parse import Message, MidiParser
 
-N_SLOTS = 32
+N_SLOTS = 32  # as in rtjack.c
+MIDI_POLL_S = 0.002
+log = logging.getLogger("cypher.audio")
 
 
 class InputRing:
@@ -61,29 +69,74 @@ class InputRing:
         return np.concatenate([self.buf[i:], self.buf[: n - (cap - i)]]), end
 
 
-class ClipSchedule:
-    """Clips to play, each from an absolute JACK frame. Fixed slots; the callback sums them."""
+class RtInputRing(InputRing):
+    """The input ring the C callback writes: the same reads, its counters from the callback."""
 
-    def __init__(self, n_slots: int = N_SLOTS) -> None:
+    def __init__(self, rt) -> None:
+        self.rt, self.buf, self.overruns = rt, rt.ring, 0
+
+    @property
+    def written(self) -> int:
+        return self.rt.written()
+
+    @property
+    def first_frame(self) -> int | None:
+        return self.rt.first_frame()
+
+    @property
+    def gaps(self) -> int:
+        return self.rt.gaps()
+
+
+class ClipSchedule:
+    """Clips to play, each from an absolute JACK frame. Fixed slots; the callback sums them.
+
+    With the C callback (`rt`), each change is also published to it; a clip taken out
+    while the callback may be reading it is kept alive until that cycle has ended."""
+
+    def __init__(self, n_slots: int = N_SLOTS, rt=None) -> None:
         self.slots: list[tuple[int, np.ndarray] | None] = [None] * n_slots
+        self._rt = rt
+        self._retired: list[tuple[int, np.ndarray]] = []  # (callback cycle when taken out, clip)
+
+    def _set(self, i: int, entry: tuple[int, np.ndarray] | None) -> None:
+        old, self.slots[i] = self.slots[i], entry
+        if self._rt is None:
+            return
+        self._rt.publish(i, *(entry if entry is not None else (0, None)))
+        cycle = self._rt.cycles()
+        if old is not None:
+            self._retired.append((cycle, old[1]))
+        self._retired = [(c, clip) for c, clip in self._retired if cycle < c + 2]
+
+    def _free(self, i: int) -> bool:
+        s = self.slots[i]
+        if s is not None and self._rt is not None:
+            first = self._rt.first_frame()
+            if first is not None and s[0] + len(s[1]) <= first + self._rt.written():  # played out
+                self._set(i, None)
+        return self.slots[i] is None
 
     def add(self, start_frame: int, clip: np.ndarray) -> int:
         """Queue `clip` (mono float32) to start at `start_frame`; returns its slot."""
-        for i, s in enumerate(self.slots):
-            if s is None:
-                self.slots[i] = (int(start_frame), np.ascontiguousarray(clip, dtype=np.float32))
+        for i in range(len(self.slots)):
+            if self._free(i):
+                self._set(i, (int(start_frame), np.ascontiguousarray(clip, dtype=np.float32)))
                 return i
         raise RuntimeError("all clip slots are busy")
 
     def replace(self, slot: int, start_frame: int, clip: np.ndarray) -> None:
         """Swap what a slot plays (a fallback for the real bar) in one assignment."""
-        self.slots[slot] = (int(start_frame), np.ascontiguousarray(clip, dtype=np.float32))
+        self._set(slot, (int(start_frame), np.ascontiguousarray(clip, dtype=np.float32)))
+
+    def remove(self, slot: int) -> None:
+        self._set(slot, None)
 
     def clear(self, from_frame: int = 0) -> None:
         """Drop every clip that has not started by `from_frame`."""
         for i, s in enumerate(self.slots):
             if s is not None and s[0] >= from_frame:
-                self.slots[i] = None
+                self._set(i, None)
 
     def busy_until(self) -> int:
         return max((s[0] + len(s[1]) for s in self.slots if s is not None), default=0)
@@ -106,28 +159,45 @@ class ClipSchedule:
 
 
 class JackAudio:
-    """A JACK client: audio `in`, audio `out`, and optionally MIDI `midi_in` for the clock."""
+    """A JACK client: audio `in`, audio `out`, and optionally MIDI `midi_in` for the clock.
+
+    `track_transport` (the rig's recorder) needs the Python callback; otherwise the C
+    one is used when it was built (`self.rt` is then not None)."""
 
     def __init__(self, client_name: str = "cypher", ring_s: float = 30.0, midi: bool = True,
                  on_midi: Callable[[Message], None] | None = None, track_transport: bool = False) -> None:
+        from plugin_host import rt_callback
+
         jack, self.client = open_client(client_name)
         self._jack = jack
         self.sr = self.client.samplerate
         self.inport = self.client.inports.register("in")
         self.outport = self.client.outports.register("out")
         self.midiport = self.client.midi_inports.register("midi_in") if midi else None
-        self.ring = InputRing(int(ring_s * self.sr))
-        self.schedule = ClipSchedule()
         self.parser = MidiParser()
         self.on_midi = on_midi
         self.track_transport = track_transport
         self.transport_zero_frame: int | None = None  # JACK frame of transport frame 0, while rolling
         self.xruns = 0
-        self.client.set_xrun_callback(self._xrun)
-        self.client.set_process_callback(self._process)
-        self.client.set_shutdown_callback(self._shutdown)
         self.server_gone = False
+        self.client.set_xrun_callback(self._xrun)
+        self.client.set_shutdown_callback(self._shutdown)
+        lib = None if track_transport else rt_callback.load()
+        self.rt = None
+        if lib is not None:
+            self.rt = rt_callback.RtCallback(lib, jack, self.client, self.inport, self.outport, self.midiport,
+                                             int(ring_s * self.sr))
+            self.ring = RtInputRing(self.rt)
+        else:
+            if not track_transport:
+                log.warning("audio runs in a Python callback (%s): expect xruns under load", rt_callback.why_not())
+            self.ring = InputRing(int(ring_s * self.sr))
+            self.client.set_process_callback(self._process)
+        self.schedule = ClipSchedule(rt=self.rt)
+        self._closing = threading.Event()
         self.client.activate()
+        if self.rt is not None and self.midiport is not None and on_midi is not None:
+            threading.Thread(target=self._poll_midi, name="midi-in", daemon=True).start()
 
     def _xrun(self, delay_usecs: float) -> None:
         self.xruns += 1
@@ -149,6 +219,14 @@ class JackAudio:
         out.fill(0.0)
         self.schedule.mix_into(out, base)
 
+    def _poll_midi(self) -> None:
+        """MIDI the C callback received, parsed here with its frame times (never late by
+        more than MIDI_POLL_S, and its timestamps are exact whenever it is handled)."""
+        while not self._closing.wait(MIDI_POLL_S):
+            for frame, data in self.rt.midi():
+                for msg in self.parser.feed(data, frame / self.sr):
+                    self.on_midi(msg)
+
     def now_frame(self) -> int:
         return self.client.frame_time
 
@@ -161,6 +239,7 @@ class JackAudio:
             raise RuntimeError(f"cannot connect {source} -> {dest} ({e}); ports: {', '.join(names)}") from None
 
     def close(self) -> None:
+        self._closing.set()
         if not self.server_gone:
             try:
                 self.client.deactivate()

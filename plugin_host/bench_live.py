@@ -60,6 +60,9 @@ def _peer(conn, server: str, bpm: float, jitter: float, seed: int) -> None:
                 time.sleep(0.2)
                 client.transport_start()
                 reply = None
+            elif cmd == "transport_stop":  # the host stops: the clock master sends Stop
+                recorder.client.transport_stop()
+                reply = recorder.now_frame()
             elif cmd == "zero":
                 reply = recorder.transport_zero_frame
             elif cmd == "now":
@@ -91,11 +94,13 @@ class LiveRig:
     """The graph and its peers (another process), and cypher's engine here, for a `with` block."""
 
     def __init__(self, bpm: float = 120.0, turn_bars: int = 1, jitter_percent: float = 5.0, sr: int = 48000,
-                 period: int = 512, seed: int = 0, given_text: bool = True, speculate: bool = True) -> None:
+                 period: int = 512, seed: int = 0, given_text: bool = True, speculate: bool = True,
+                 on_clock_stop: str = "stop", realtime: bool = True) -> None:
         if not have_jack_tools():
             raise RigError("the live rig needs jackd (Debian: apt install jackd2)")
         self.bpm, self.turn_bars, self.sr, self.period = bpm, turn_bars, sr, period
         self.jitter, self.seed, self.given_text, self.speculate = jitter_percent, seed, given_text, speculate
+        self.on_clock_stop, self.realtime = on_clock_stop, realtime
 
     def _ask(self, *cmd):
         self.conn.send(cmd)
@@ -117,12 +122,12 @@ class LiveRig:
         import os
 
         name = f"cypher-live-{os.getpid()}-{next(_RIGS)}"  # rigs side by side never share a server
-        self.server = JackServer(name, sr=self.sr, period=self.period, sync=True).__enter__()
+        self.server = JackServer(name, sr=self.sr, period=self.period, sync=True, realtime=self.realtime).__enter__()
         try:
             self.flow = load_flow("boom-bap")
             self.clock = MidiClockFollower()
             settings = EngineSettings(turn_bars=self.turn_bars, answer_bars=self.turn_bars, seed=self.seed,
-                                      speculate=self.speculate)
+                                      speculate=self.speculate, on_clock_stop=self.on_clock_stop)
             comeback = Comeback(self.flow)
             self.audio = JackAudio("cypher", midi=True, on_midi=lambda m: self.engine.on_midi(m))
             # With the words given (as over OSC), the recogniser stays off: pocketsphinx holds
@@ -180,8 +185,13 @@ class LiveRig:
         """The transport's frame for `beat`: the host's grid."""
         return self.zero + beat * 60.0 / self.bpm * self.sr
 
-    def turn(self, verse: str, voice: str = "rival") -> TurnResult:
-        """The opponent raps `verse` from the next downbeat but one; wait for the answer to play out."""
+    def recording(self, start_frame: int, n: int) -> np.ndarray | None:
+        """cypher's output as recorded, frames [start_frame, start_frame + n) (waits for them)."""
+        self._wait(lambda: self.audio.now_frame() > start_frame + n + 2 * self.period, 60.0, "the recording stalled")
+        return self._ask("recording", start_frame, n)
+
+    def _play_verse(self, verse: str, voice: str) -> int:
+        """The opponent raps `verse` from the next downbeat but one; returns where its voice ends."""
         bpb = 4
         take = rap(verse, self.bpm, self.flow, load_voice(voice), load_fx("dry"), sr=self.sr,
                    start_beat=PREROLL_BEATS, tail_s=0.0)
@@ -189,13 +199,33 @@ class LiveRig:
         now_beat = (self.audio.now_frame() - self.zero) / self.sr * self.bpm / 60
         first = (int(now_beat // bpb) + 2) * bpb
         start = int(round(self.true_frame(first - PREROLL_BEATS)))
-        voice_end = start + max(s.end_sample for s in take.performance.syllables)
-        n_turns, misses = len(self.engine.turns), self.engine.misses
         if self.given_text:
             self.engine.controls.opponent_text = verse  # as an external recogniser would send it over OSC
         self._ask("play", start, clip)
+        return start + max(s.end_sample for s in take.performance.syllables)
+
+    def _answer(self, n_turns: int):
         self._wait(lambda: len(self.engine.turns) > n_turns, 60.0, "cypher did not answer the verse")
-        turn = self.engine.turns[-1]
+        return self.engine.turns[-1]
+
+    def stop_mid_answer(self, verse: str, after_beats: float) -> tuple[object, int]:
+        """Play `verse`, then stop the host's transport `after_beats` into the answer;
+        returns (the turn, once it is over; the frame at which Stop was asked)."""
+        n_turns = len(self.engine.turns)
+        self._play_verse(verse, "rival")
+        turn = self._answer(n_turns)
+        stop_at = self.true_frame(turn.downbeat_beat + after_beats)
+        self._wait(lambda: self.audio.now_frame() >= stop_at, 30.0, "the answer did not get that far")
+        stop_frame = self._ask("transport_stop")
+        self._wait(lambda: self.engine.state == "idle", 30.0, "the engine did not return to idle")
+        self._wait(lambda: self.audio.now_frame() > turn.end_frame + self.period * 2, 10.0, "the answer did not end")
+        return turn, stop_frame
+
+    def turn(self, verse: str, voice: str = "rival") -> TurnResult:
+        """The opponent raps `verse` from the next downbeat but one; wait for the answer to play out."""
+        n_turns, misses = len(self.engine.turns), self.engine.misses
+        voice_end = self._play_verse(verse, voice)
+        turn = self._answer(n_turns)
         self._wait(lambda: self.audio.now_frame() > turn.end_frame + self.period * 2, 60.0, "the answer did not play out")
         self._wait(lambda: self.engine.state == "idle", 10.0, "the engine did not return to idle")
         queued = None if turn.queued_frame is None else (turn.queued_frame - voice_end) / self.sr * 1000
@@ -206,7 +236,7 @@ class LiveRig:
                        - self.true_frame(turn.downbeat_beat - PREROLL_BEATS + float(s.beat))) / self.sr * 1000
                       for s in perf.syllables]
             want = turn.first_bar.wet[: 3 * int(60 / self.bpm * self.sr)]
-            got = self._ask("recording", turn.start_frame, len(want))
+            got = self.recording(turn.start_frame, len(want))
             if got is not None:
                 exact = bool(np.max(np.abs(got - want)) < 1e-6) and bool(np.max(np.abs(want)) > 0.01)
         return TurnResult(queued, errors, exact, self.engine.misses - misses, " / ".join(b for b, _ in turn.bars),

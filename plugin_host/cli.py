@@ -178,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--fx", default="battle", help="fx preset (default battle)")
     serve.add_argument("--turn-bars", type=int, default=4, help="bars in a turn, theirs and ours (default 4)")
     serve.add_argument("--manual", action="store_true", help="answer only on a trigger, not when the verse ends")
+    serve.add_argument("--on-clock-stop", choices=["stop", "finish-bar"], default="stop",
+                       help="the host stops mid-answer: stop at once (default), or finish the bar under way")
     serve.add_argument("--no-recognize", action="store_true",
                        help="take the opponent's words only over OSC (/cypher/opponent/text); the recogniser holds "
                             "Python's lock while it decodes, which can make the audio callback late on a busy machine")

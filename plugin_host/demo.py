@@ -81,7 +81,7 @@ def run_demo(out_root: Path, verses: str = "demo", bpm: float | None = None, see
             turn["bars"] = [b["text"] for b in written["bars"]]
             turn["written_by"] = f"the lyric model (seed {seed}, {written['latency_ms']['write']:.0f} ms)"
         _progress(i, n_steps, f"{turn['who']}: {len(turn['bars'])} bars"
-                  + (f", written by the lyric model" if "write" in turn else ""))
+                  + (", written by the lyric model" if "write" in turn else ""))
         take = rap("\n".join(turn["bars"]), bpm, flow, load_voice(turn["voice"]), load_fx(turn["fx"]), sr=SR,
                    start_beat=Fraction(bar * flow.beats_per_bar), tail_s=2.0)
         takes.append((turn, take))

@@ -35,6 +35,8 @@ N_FALLBACKS = 12
 SPECULATE_BEATS = 2.0  # write the answer this long before the turn ends
 END_SILENCE_S = 0.03  # near the turn's end, this much silence ends the verse
 MAX_DRIFT_MS = 1.0  # a bar written ahead is kept if its tempo puts its last syllable this close to the grid
+CUT_FADE_S = 0.005  # a clip cut short fades out over this long (no click)
+ON_CLOCK_STOP = ("stop", "finish-bar")
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,12 @@ class EngineSettings:
     input_latency_ms: float = 0.0  # latency the engine cannot see, on the way in
     output_latency_ms: float = 0.0  # and on the way out
     speculate: bool = True  # write the answer during the turn's last beats
+    on_clock_stop: str = "stop"  # the host stops mid-answer: "stop" now, or "finish-bar" in progress
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.on_clock_stop not in ON_CLOCK_STOP:
+            raise ValueError(f"on_clock_stop must be one of {', '.join(ON_CLOCK_STOP)}, got {self.on_clock_stop!r}")
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,8 @@ class Turn:
     heard_text: str = ""
     end_frame: int = 0
     first_bar: object = None  # the written first bar's Take, as queued (for checks)
+    slots: list[tuple[int, int]] = field(default_factory=list)  # (schedule slot, start frame) per bar
+    cut_frame: int | None = None  # the clock stopped: nothing of the answer sounds from here
 
 
 class Engine:
@@ -103,6 +112,7 @@ class Engine:
         self._fallback_bpm: float | None = None
         self._rng = random.Random(settings.seed)
         self._bars_seen_beat = -1.0
+        self._clock_was_running = clock.running
 
     # -- time --------------------------------------------------------------------------
     def now_s(self) -> float:
@@ -185,10 +195,42 @@ class Engine:
                 end_host = self.now_s() - silence_s
                 self._respond("auto", int(round(end_host * self.sr)))
         elif self.state == "responding" and self._current is not None:
+            if self._clock_was_running and not self.clock.running:
+                self._clock_stopped(self._current)
             if self.audio.now_frame() >= self._current.end_frame:
                 self._listener = self._new_listener()  # our own turn is not the opponent's
                 self._set_state("idle")
+        self._clock_was_running = self.clock.running
         self._refresh_fallbacks()
+
+    def _clock_stopped(self, turn: Turn) -> None:
+        """The host stopped in the middle of our answer: silence it a period from now (the
+        earliest frame not yet mixed), or let the bar under way finish and drop the rest."""
+        cut = self.audio.now_frame() + self.audio.client.blocksize
+        fade = int(CUT_FADE_S * self.sr)
+        end = cut + fade
+        if self.s.on_clock_stop == "finish-bar":
+            preroll = int(round(PREROLL_BEATS * 60 / self.clock.bpm * self.sr))
+            started = [k for k, (_, start) in enumerate(turn.slots) if start + preroll <= cut]
+            if started:  # the bar whose downbeat has passed plays out; later ones stop here
+                slot, start = turn.slots[started[-1]]
+                entry = self.audio.schedule.slots[slot]
+                if entry is not None and entry[0] == start:
+                    end = max(end, start + len(entry[1]))
+                turn.slots = [s for k, s in enumerate(turn.slots) if k != started[-1]]
+        for slot, start in turn.slots:
+            entry = self.audio.schedule.slots[slot]
+            if entry is None or entry[0] != start:
+                continue  # played out already
+            if start >= cut:
+                self.audio.schedule.remove(slot)
+            else:
+                clip = entry[1][: cut - start + fade].copy()
+                clip[-fade:] *= np.linspace(1.0, 0.0, len(clip[-fade:]), dtype=np.float32)
+                self.audio.schedule.replace(slot, start, clip)
+        turn.cut_frame, turn.end_frame = cut, end
+        log.info("the clock stopped mid-answer: %s", "the bar under way finishes" if self.s.on_clock_stop == "finish-bar"
+                 else "silent from now")
 
     def _heard_end_beat(self) -> float:
         return self.clock.beat_at(self._stream_to_host_s(self._listener.heard().verse_end_s))
@@ -253,7 +295,7 @@ class Engine:
         ready = (spec is not None and spec.slot is not None and spec.texts and spec.opponent == opponent
                  and spec.downbeat == target and self._drift_ms(spec.take) <= MAX_DRIFT_MS)
         if spec is not None and spec.slot is not None and not ready:
-            self.audio.schedule.slots[spec.slot] = None  # aimed elsewhere, or the words changed
+            self.audio.schedule.remove(spec.slot)  # aimed elsewhere, or the words changed
         # 1. a fallback for every bar not already in place: the beat is covered whatever happens next
         last_rhyme = heard.end_rhymes[-1].rhyme_key if heard.end_rhymes else None
         slots = []
@@ -266,6 +308,7 @@ class Engine:
             text, clip = self._fallback(last_rhyme)
             slots.append((self.audio.schedule.add(start, clip), start, text))
         turn.end_frame = slots[-1][1] + int(round((bpb + PREROLL_BEATS) * 60 / self.clock.bpm * self.sr))
+        turn.slots = [(slot, start) for slot, start, _ in slots]
         # 2. write (unless written while they rapped) and render; each bar replaces its fallback if in time
         texts: list[str] = []
         if spec is not None and spec.texts and spec.opponent == opponent:

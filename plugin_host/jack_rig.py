@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 
 
@@ -24,11 +25,14 @@ class JackServer:
     """`jackd -n NAME -d dummy` for the lifetime of a `with` block; sets JACK_DEFAULT_SERVER
     so every client started meanwhile (ours and the tools) joins it."""
 
-    def __init__(self, name: str = "cypher-rig", sr: int = 48000, period: int = 256, sync: bool = False) -> None:
+    def __init__(self, name: str = "cypher-rig", sr: int = 48000, period: int = 256, sync: bool = False,
+                 realtime: bool = False) -> None:
         # sync: jackd -S, every client in one cycle. JACK2's default (async) hands a client's
         # output to clients in other processes a cycle or two late, which a rig that checks
         # samples against the transport would count as cypher's error.
-        self.name, self.sr, self.period, self.sync = name, sr, period, sync
+        # realtime: jackd -R, the server's and clients' process threads on SCHED_FIFO, as on
+        # a stage machine (where the system allows it; JACK falls back to normal scheduling).
+        self.name, self.sr, self.period, self.sync, self.realtime = name, sr, period, sync, realtime
         self.proc: subprocess.Popen | None = None
         self._old_env: str | None = None
 
@@ -37,10 +41,12 @@ class JackServer:
             raise RigError("jackd is not installed (Debian: apt install jackd2)")
         self._old_env = os.environ.get("JACK_DEFAULT_SERVER")
         os.environ["JACK_DEFAULT_SERVER"] = self.name
+        # its messages go to a file: a pipe nobody reads would fill and stall the server
+        self.log = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
-            ["jackd", "--no-realtime", *(["-S"] if self.sync else []), "-n", self.name, "-d", "dummy",
+            ["jackd", "-R" if self.realtime else "--no-realtime", *(["-S"] if self.sync else []), "-n", self.name, "-d", "dummy",
              "-r", str(self.sr), "-p", str(self.period)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.DEVNULL, stderr=self.log, text=True,
         )
         import jack
 
@@ -52,10 +58,16 @@ class JackServer:
                 return self
             except jack.JackError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    err = self.proc.stderr.read() if self.proc.poll() is not None else "timed out"
+                    err = self.messages() if self.proc.poll() is not None else "timed out"
                     self.__exit__()
                     raise RigError(f"jackd did not start: {err.strip()[-300:]}") from None
                 time.sleep(0.05)
+
+    def messages(self) -> str:
+        """What jackd has printed so far (its xrun reports name the late client)."""
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
 
     def __exit__(self, *exc) -> None:
         if self.proc and self.proc.poll() is None:

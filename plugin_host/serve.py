@@ -51,7 +51,7 @@ def build(args):
         raise UsageError(str(e)) from None
     settings = EngineSettings(turn_bars=args.turn_bars, answer_bars=args.turn_bars, auto=not args.manual,
                               input_latency_ms=args.input_latency_ms, output_latency_ms=args.output_latency_ms,
-                              seed=args.seed)
+                              on_clock_stop=args.on_clock_stop, seed=args.seed)
     engine = holder["engine"] = Engine(audio, clock, comeback, flow, voice, fx, style, settings, osc,
                                        listen=ListenSettings(recognize=not args.no_recognize))
     if args.clock == "internal":

@@ -1,4 +1,5 @@
 """The live engine: the audio hand-over (ring and clip schedule) exactly, then whole turns in a real JACK graph."""
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,6 +49,13 @@ def test_schedule_places_clips_on_their_frames_across_cycles():
     assert sched.slots[other] is None
 
 
+@pytest.mark.skipif(not shutil.which("cc"), reason="no C compiler: the Python callback is used")
+def test_the_c_callback_is_built():
+    from plugin_host import rt_callback
+
+    assert rt_callback.why_not() is None  # setup.py builds plugin_host/rtjack.c wherever a compiler is
+
+
 VERSES = ["You came to battle with a broken microphone", "I heard your mother wrote the rhymes you tried to sell"]
 
 
@@ -84,6 +92,31 @@ def test_a_late_writer_costs_words_not_the_beat():
     assert result.misses == 1 and turn.fallback_bars == 1 and turn.late_ms and turn.late_ms[0] > 0
     assert turn.bars[0][0] == result.text  # the fallback bar played, on the downbeat it was aimed at
     assert turn.queued_frame is None
+
+
+@needs_jack
+@pytest.mark.parametrize("mode", ["stop", "finish-bar"])
+def test_the_host_stopping_mid_answer(mode):
+    from plugin_host.bench_live import LiveRig
+    from plugin_host.engine import CUT_FADE_S
+
+    with LiveRig(bpm=120, turn_bars=2, on_clock_stop=mode) as rig:
+        turn, stop_frame = rig.stop_mid_answer(VERSES[0], after_beats=1.5)
+        beat = int(rig.sr * 60 / rig.bpm)
+        downbeat = turn.start_frame + beat  # clips start a beat early
+        got = rig.recording(turn.start_frame, 11 * beat)  # the whole two-bar answer and its tail
+    assert turn.cut_frame is not None and got is not None
+    assert np.abs(got[beat : stop_frame - turn.start_frame]).max() > 0.01  # it was rapping
+    if mode == "stop":
+        # silent from a period after the engine saw Stop: MIDI poll + engine step + one period
+        assert 0 < (turn.cut_frame - stop_frame) / rig.sr < 0.04
+        assert np.abs(got[turn.cut_frame + int(CUT_FADE_S * rig.sr) - turn.start_frame :]).max() == 0.0
+    else:
+        wet = turn.first_bar.wet  # the bar under way plays to its end, sample for sample
+        np.testing.assert_array_equal(got[: len(wet)], wet)
+        assert turn.end_frame == turn.start_frame + len(wet)
+        assert np.abs(got[len(wet) :]).max() == 0.0  # the second bar never starts
+        assert turn.end_frame > downbeat + 4 * beat
 
 
 def _serve(*args, env_server):
