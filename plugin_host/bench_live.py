@@ -8,6 +8,7 @@ is the transport: beat k falls at transport frame k * 60/bpm * rate.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from plugin_host.rap import load_flow, load_fx, load_voice, rap
 
 TARGETS = {"queued_ms_p95": ("<=", 100.0), "onset_error_ms_median": ("<=", 2.0), "onset_error_ms_max": ("<=", 10.0),
            "misses": ("<=", 0), "xruns": ("<=", 0)}
+SOAK_TARGETS = {"drift_ms": ("<=", 1.0), "memory_growth_percent": ("<=", 5.0)}
 
 
 _RIGS = itertools.count()
@@ -90,17 +92,63 @@ def _peer(conn, server: str, bpm: float, jitter: float, seed: int) -> None:
         conn.send(reply)
 
 
+def _flood(port: int, rate: float, stop) -> None:
+    """Send `rate` OSC messages a second to 127.0.0.1:`port` until `stop` is set: a
+    controller's knob, moved without pause (a parameter message, valid, each one applied)."""
+    import socket
+
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dgrams = []
+    for i in range(100):
+        b = OscMessageBuilder(address="/cypher/style/aggression")
+        b.add_arg(i / 100)
+        dgrams.append(b.build().dgram)
+    t0, sent = time.monotonic(), 0
+    while not stop.is_set():
+        due = int((time.monotonic() - t0) * rate)
+        while sent < due:
+            sock.sendto(dgrams[sent % 100], ("127.0.0.1", port))
+            sent += 1
+        time.sleep(0.002)
+    sock.close()
+
+
+class OscFlood:
+    """A process that floods cypher's OSC port at `rate` messages a second, for a `with` block."""
+
+    def __init__(self, port: int, rate: float = 10_000.0) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self._stop = ctx.Event()
+        self.proc = ctx.Process(target=_flood, args=(port, rate, self._stop), daemon=True)
+
+    def __enter__(self) -> "OscFlood":
+        self.proc.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self.proc.join(timeout=5)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
 class LiveRig:
     """The graph and its peers (another process), and cypher's engine here, for a `with` block."""
 
     def __init__(self, bpm: float = 120.0, turn_bars: int = 1, jitter_percent: float = 5.0, sr: int = 48000,
                  period: int = 512, seed: int = 0, given_text: bool = True, speculate: bool = True,
-                 on_clock_stop: str = "stop", realtime: bool = True) -> None:
+                 on_clock_stop: str = "stop", realtime: bool = True, osc: bool = False) -> None:
         if not have_jack_tools():
             raise RigError("the live rig needs jackd (Debian: apt install jackd2)")
         self.bpm, self.turn_bars, self.sr, self.period = bpm, turn_bars, sr, period
         self.jitter, self.seed, self.given_text, self.speculate = jitter_percent, seed, given_text, speculate
-        self.on_clock_stop, self.realtime = on_clock_stop, realtime
+        self.on_clock_stop, self.realtime, self.use_osc = on_clock_stop, realtime, osc
+        self.osc = None
+        self.osc_applied = 0  # OSC messages cypher's server has applied
 
     def _ask(self, *cmd):
         self.conn.send(cmd)
@@ -133,8 +181,12 @@ class LiveRig:
             # With the words given (as over OSC), the recogniser stays off: pocketsphinx holds
             # the GIL while it decodes, which can make the audio callback late.
             listen = ListenSettings(recognize=not self.given_text)
+            if self.use_osc:  # cypher's OSC server; the opponent's words then come over it
+                from plugin_host.osc import Controls, OscServer
+
+                self.osc = OscServer(Controls(), port=0, on_apply=self._applied).start()
             self.engine = Engine(self.audio, self.clock, comeback, self.flow, load_voice("mc"),
-                                 load_fx("battle"), load_style("battle"), settings, listen=listen)
+                                 load_fx("battle"), load_style("battle"), settings, self.osc, listen=listen)
             ctx = mp.get_context("spawn")
             self.conn, child = ctx.Pipe()
             self.peer = ctx.Process(target=_peer, args=(child, self.server.name, self.bpm, self.jitter, self.seed),
@@ -152,6 +204,9 @@ class LiveRig:
             self.__exit__()
             raise
         return self
+
+    def _applied(self, address, values) -> None:
+        self.osc_applied += 1
 
     def _zero(self):
         self.zero = self._ask("zero")
@@ -171,6 +226,8 @@ class LiveRig:
                 self.peer.kill()
         if getattr(self, "audio", None) is not None:
             self.audio.close()
+        if self.osc is not None:
+            self.osc.close()
         self.server.__exit__()
 
     @staticmethod
@@ -184,6 +241,17 @@ class LiveRig:
     def true_frame(self, beat: float) -> float:
         """The transport's frame for `beat`: the host's grid."""
         return self.zero + beat * 60.0 / self.bpm * self.sr
+
+    def _send_osc(self, address: str, *args) -> None:
+        import socket
+
+        from pythonosc.osc_message_builder import OscMessageBuilder
+
+        b = OscMessageBuilder(address=address)
+        for a in args:
+            b.add_arg(a)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(b.build().dgram, ("127.0.0.1", self.osc.port))
 
     def recording(self, start_frame: int, n: int) -> np.ndarray | None:
         """cypher's output as recorded, frames [start_frame, start_frame + n) (waits for them)."""
@@ -199,19 +267,22 @@ class LiveRig:
         now_beat = (self.audio.now_frame() - self.zero) / self.sr * self.bpm / 60
         first = (int(now_beat // bpb) + 2) * bpb
         start = int(round(self.true_frame(first - PREROLL_BEATS)))
-        if self.given_text:
+        if self.given_text and self.osc is not None:  # as an external recogniser sends them
+            self._send_osc("/cypher/opponent/text", verse)
+            self._wait(lambda: self.engine.controls.opponent_text == verse, 5.0, "the words sent over OSC did not arrive")
+        elif self.given_text:
             self.engine.controls.opponent_text = verse  # as an external recogniser would send it over OSC
         self._ask("play", start, clip)
         return start + max(s.end_sample for s in take.performance.syllables)
 
     def _answer(self, n_turns: int):
-        self._wait(lambda: len(self.engine.turns) > n_turns, 60.0, "cypher did not answer the verse")
+        self._wait(lambda: self.engine.turn_count > n_turns, 60.0, "cypher did not answer the verse")
         return self.engine.turns[-1]
 
     def stop_mid_answer(self, verse: str, after_beats: float) -> tuple[object, int]:
         """Play `verse`, then stop the host's transport `after_beats` into the answer;
         returns (the turn, once it is over; the frame at which Stop was asked)."""
-        n_turns = len(self.engine.turns)
+        n_turns = self.engine.turn_count
         self._play_verse(verse, "rival")
         turn = self._answer(n_turns)
         stop_at = self.true_frame(turn.downbeat_beat + after_beats)
@@ -223,7 +294,7 @@ class LiveRig:
 
     def turn(self, verse: str, voice: str = "rival") -> TurnResult:
         """The opponent raps `verse` from the next downbeat but one; wait for the answer to play out."""
-        n_turns, misses = len(self.engine.turns), self.engine.misses
+        n_turns, misses = self.engine.turn_count, self.engine.misses
         voice_end = self._play_verse(verse, voice)
         turn = self._answer(n_turns)
         self._wait(lambda: self.audio.now_frame() > turn.end_frame + self.period * 2, 60.0, "the answer did not play out")
@@ -243,19 +314,44 @@ class LiveRig:
                           turn.heard_text.replace("\n", " / "))
 
 
-def bench_live(turns: int = 50, bpm: float = 120.0, seed: int = 0, progress=None) -> dict:
+def _rss_bytes() -> int:
+    """This process's resident memory (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def bench_live(turns: int = 50, bpm: float = 120.0, seed: int = 0, osc_flood: float = 0.0,
+               soak_minutes: float | None = None, progress=None) -> dict:
+    """`turns` battle turns in the rig, or as many as fit in `soak_minutes`.
+
+    `osc_flood`: messages a second sent to cypher's OSC port throughout (0: none, and
+    the words are handed over directly rather than over OSC). A soak also reports drift
+    (how far the signed onset error's median moved from the first minute to the last) and the growth
+    of cypher's resident memory from the end of the first minute to the end."""
+    import contextlib
+
     from models_onnx.corpus import load
 
     held = load().heldout()
-    results = []
-    with LiveRig(bpm=bpm, turn_bars=1, seed=seed) as rig:
-        xruns0, gaps0 = rig.audio.xruns, rig.audio.ring.gaps
-        for k in range(turns):
-            verse = held[k % len(held)].opponent[0]
-            results.append(rig.turn(verse, voice=("rival", "clear")[k % 2]))
-            if progress:
-                progress(k + 1, turns)
-        xruns, gaps = rig.audio.xruns - xruns0, rig.audio.ring.gaps - gaps0
+    results, times_s, rss = [], [], []
+    with LiveRig(bpm=bpm, turn_bars=1, seed=seed, osc=osc_flood > 0) as rig:
+        with OscFlood(rig.osc.port, osc_flood) if osc_flood > 0 else contextlib.nullcontext():
+            xruns0, gaps0, applied0, t0 = rig.audio.xruns, rig.audio.ring.gaps, rig.osc_applied, time.monotonic()
+            k = 0
+            while (k < turns) if soak_minutes is None else (time.monotonic() - t0 < soak_minutes * 60):
+                verse = held[k % len(held)].opponent[0]
+                results.append(rig.turn(verse, voice=("rival", "clear")[k % 2]))
+                times_s.append(time.monotonic() - t0)
+                rss.append(_rss_bytes())
+                k += 1
+                if progress:
+                    if soak_minutes is None:
+                        progress(k, turns)
+                    else:
+                        progress(min(round(times_s[-1]), round(soak_minutes * 60)), round(soak_minutes * 60))
+            xruns, gaps = rig.audio.xruns - xruns0, rig.audio.ring.gaps - gaps0
+            applied_per_s = (rig.osc_applied - applied0) / (time.monotonic() - t0)
+        callback = "C" if rig.audio.rt is not None else "Python"
     queued = [r.queued_ms for r in results if r.queued_ms is not None]
     errors = np.abs([e for r in results for e in r.onset_errors_ms])
     metrics = {
@@ -269,8 +365,26 @@ def bench_live(turns: int = 50, bpm: float = 120.0, seed: int = 0, progress=None
         "xruns": xruns,
         "input_gaps": gaps,
     }
-    targets = check_targets(metrics, TARGETS)
+    targets_table = dict(TARGETS)
+    if osc_flood > 0:
+        metrics["osc_applied_per_s"] = round(applied_per_s)
+    if soak_minutes is not None:
+        t = np.array(times_s)
+        first = [e for r, ti in zip(results, t) if ti <= 60 for e in r.onset_errors_ms]
+        last = [e for r, ti in zip(results, t) if ti > t[-1] - 60 for e in r.onset_errors_ms]
+        warm = rss[int(np.searchsorted(t, 60.0))] if t[-1] > 60 else rss[0]
+        metrics.update({
+            "minutes": round(float(t[-1]) / 60, 1),
+            "drift_ms": round(abs(float(np.median(last) - np.median(first))), 3) if first and last else None,
+            "memory_mb_start": round(warm / 2**20, 1),
+            "memory_mb_end": round(rss[-1] / 2**20, 1),
+            "memory_growth_percent": round(100 * (rss[-1] - warm) / warm, 2),
+        })
+        targets_table.update(SOAK_TARGETS)
+    targets = check_targets(metrics, targets_table)
     return {"bench": "live", "setup": {"bpm": bpm, "turn_bars": 1, "sr": 48000, "period": 512, "clock_jitter_percent": 5.0,
-                                       "graph": "jackd -d dummy; our MIDI clock master on the transport grid"},
+                                       "graph": "jackd -R -S -d dummy; our MIDI clock master on the transport grid",
+                                       "process_callback": callback, "osc_flood_per_s": osc_flood,
+                                       "soak_minutes": soak_minutes},
             "metrics": metrics, "targets": targets,
             "turns": [{"heard": r.heard, "answer": r.text, "queued_ms": r.queued_ms} for r in results]}

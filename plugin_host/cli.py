@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--exchanges", type=_number(int, "--exchanges"), metavar="N",
                        help="lyrics: score only the first N held-out exchanges (default all)")
     bench.add_argument("--turns", type=_number(int, "--turns"), default=50, help="live: turns to play (default 50)")
+    bench.add_argument("--osc-flood", type=_number(float, "--osc-flood"), default=0.0, metavar="PER_S",
+                       help="live: flood cypher's OSC port with this many messages a second throughout (default 0)")
+    bench.add_argument("--soak-minutes", type=_number(float, "--soak-minutes"), metavar="N",
+                       help="live: play turns for N minutes instead of --turns; reports drift and memory growth")
     bench.add_argument("--cases", type=_number(int, "--cases"), default=12,
                        help="listen: synthesised verses to hear (default 12)")
     bench.add_argument("--seed", type=_number(int, "--seed"), default=0, help="lyrics: plan seed; listen: beat and noise seed (default 0)")
@@ -335,9 +339,15 @@ def _cmd_bench(args) -> int:
 
         if args.turns < 1:
             raise UsageError("--turns must be at least 1")
+        if not 0 <= args.osc_flood <= 100_000:
+            raise UsageError(f"--osc-flood must be 0-100000 messages a second, got {args.osc_flood:g}")
+        if args.soak_minutes is not None and not 1 <= args.soak_minutes <= 24 * 60:
+            raise UsageError(f"--soak-minutes must be 1-1440, got {args.soak_minutes:g}")
         try:
-            report = bench_live(turns=args.turns, seed=args.seed,
-                                progress=lambda k, n: _progress(k, n, "bench live"))
+            report = bench_live(turns=args.turns, seed=args.seed, osc_flood=args.osc_flood,
+                                soak_minutes=args.soak_minutes,
+                                progress=lambda k, n: _progress(k, n, "bench live soak (s)" if args.soak_minutes
+                                                                else "bench live"))
         except RigError as e:
             raise UsageError(str(e)) from None
     elif args.name == "pathstar":

@@ -18,6 +18,7 @@ import gc
 import logging
 import random
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +38,7 @@ END_SILENCE_S = 0.03  # near the turn's end, this much silence ends the verse
 MAX_DRIFT_MS = 1.0  # a bar written ahead is kept if its tempo puts its last syllable this close to the grid
 CUT_FADE_S = 0.005  # a clip cut short fades out over this long (no click)
 ON_CLOCK_STOP = ("stop", "finish-bar")
+TURNS_KEPT = 4  # a night of turns must not grow memory (each holds a bar of audio)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class Turn:
     first_bar: object = None  # the written first bar's Take, as queued (for checks)
     slots: list[tuple[int, int]] = field(default_factory=list)  # (schedule slot, start frame) per bar
     cut_frame: int | None = None  # the clock stopped: nothing of the answer sounds from here
+    written_ahead_kept: bool = False  # the words changed at the end, the rewrite was late: the early bar played
 
 
 class Engine:
@@ -101,7 +104,8 @@ class Engine:
         self.controls = osc.controls if osc is not None else Controls()  # what OSC and MIDI set
         self.sr = audio.sr
         self.state = "idle"
-        self.turns: list[Turn] = []
+        self.turns: deque[Turn] = deque(maxlen=TURNS_KEPT)  # the latest (each holds its first bar's audio)
+        self.turn_count = 0
         self.misses = 0
         self._pending: list[str] = []  # triggers from MIDI, handled in the engine thread
         self._listener = self._new_listener()
@@ -292,18 +296,22 @@ class Engine:
         if not opponent:
             log.warning("no words were heard: the answer is fallback bars")
         spec, self._spec = self._spec, None
-        ready = (spec is not None and spec.slot is not None and spec.texts and spec.opponent == opponent
-                 and spec.downbeat == target and self._drift_ms(spec.take) <= MAX_DRIFT_MS)
-        if spec is not None and spec.slot is not None and not ready:
-            self.audio.schedule.remove(spec.slot)  # aimed elsewhere, or the words changed
+        aimed = bool(spec is not None and spec.slot is not None and spec.texts and spec.downbeat == target
+                     and self._drift_ms(spec.take) <= MAX_DRIFT_MS)
+        ready = aimed and spec.opponent == opponent
+        if spec is not None and spec.slot is not None and not aimed:
+            self.audio.schedule.remove(spec.slot)  # aimed at another downbeat, or the tempo moved
         # 1. a fallback for every bar not already in place: the beat is covered whatever happens next
         last_rhyme = heard.end_rhymes[-1].rhyme_key if heard.end_rhymes else None
         slots = []
         for b in range(self.s.answer_bars):
             start = self.frame_of_beat(target + b * bpb - PREROLL_BEATS)
-            if b == 0 and ready:
-                turn.start_frame = spec.start_frame  # where it was queued, on the clock of that moment
-                slots.append((spec.slot, spec.start_frame, None))
+            if b == 0 and aimed:
+                # Where it was queued, on the clock of that moment. If the words changed at the
+                # end, the bar written ahead (from all but the last words) is bar 1's stand-in:
+                # a better answer than a corpus bar if the rewrite is late.
+                turn.start_frame = start = spec.start_frame
+                slots.append((spec.slot, start, None if ready else spec.texts[0]))
                 continue
             text, clip = self._fallback(last_rhyme)
             slots.append((self.audio.schedule.add(start, clip), start, text))
@@ -317,20 +325,24 @@ class Engine:
             written = self.comeback.write(opponent, self.s.answer_bars, self.style, seed=self._rng.randrange(1 << 30))
             texts = [b["text"] for b in written["bars"]]
         for b, (slot, start, fallback_text) in enumerate(slots):
-            text = fallback_text
+            text, placed = fallback_text, False
             if fallback_text is None:  # queued ahead, during the turn
                 text, turn.queued_frame, turn.first_bar = texts[0], spec.queued_frame, spec.take
+                placed = True
             elif b < len(texts):
                 take = self._take(texts[b])
                 late_s = (self.audio.now_frame() + self.s.guard_s * self.sr - start) / self.sr
                 if late_s <= 0:
                     self.audio.schedule.replace(slot, start, take.wet)
-                    text = texts[b]
+                    text, placed = texts[b], True
                     if b == 0:
                         turn.queued_frame, turn.first_bar = self.audio.now_frame(), take
                 else:
                     turn.late_ms.append(late_s * 1000)
-            if text is fallback_text:
+            if not placed and b == 0 and aimed:
+                turn.queued_frame, turn.first_bar, turn.written_ahead_kept = spec.queued_frame, spec.take, True
+                log.info("the words changed at the verse end and the rewrite was late: the bar written ahead plays")
+            elif not placed:
                 turn.fallback_bars += 1
                 if b < len(texts):  # written, but too late
                     self._miss(b, turn)
@@ -339,6 +351,7 @@ class Engine:
             if self.osc is not None:
                 self.osc.broadcast("/cypher/line", text, float(beat))
         self.turns.append(turn)
+        self.turn_count += 1
         if self.osc is not None:
             ms = (turn.queued_frame - (verse_end_frame or decided)) / self.sr * 1000 if turn.queued_frame else -1.0
             self.osc.broadcast("/cypher/latency", "verse_end_to_queued", float(ms))
@@ -388,7 +401,7 @@ class Engine:
         lat = ""
         if last and last.queued_frame and last.verse_end_frame:
             lat = f" | last answer queued {1000 * (last.queued_frame - last.verse_end_frame) / self.sr:.0f} ms after the verse"
-        return (f"{self.state:10s} | bar {where} | {self.clock.bpm:.1f} BPM | turns {len(self.turns)} | "
+        return (f"{self.state:10s} | bar {where} | {self.clock.bpm:.1f} BPM | turns {self.turn_count} | "
                 f"misses {self.misses} | xruns {self.audio.xruns}{lat}")
 
 

@@ -95,6 +95,22 @@ def test_a_late_writer_costs_words_not_the_beat():
 
 
 @needs_jack
+def test_an_osc_flood_does_not_move_the_answer():
+    from plugin_host.bench_live import LiveRig, OscFlood
+
+    with LiveRig(bpm=120, turn_bars=1, osc=True) as rig:  # the words, too, come over OSC
+        with OscFlood(rig.osc.port, rate=10_000):
+            time.sleep(0.5)
+            t0, n0 = time.monotonic(), rig.osc_applied
+            results = [rig.turn(verse) for verse in VERSES]
+            applied_per_s = (rig.osc_applied - n0) / (time.monotonic() - t0)
+    assert applied_per_s > 9000  # the flood was there, and handled as it came
+    for r in results:
+        assert r.played_exactly and r.misses == 0
+        assert max(abs(e) for e in r.onset_errors_ms) < 2.0
+
+
+@needs_jack
 @pytest.mark.parametrize("mode", ["stop", "finish-bar"])
 def test_the_host_stopping_mid_answer(mode):
     from plugin_host.bench_live import LiveRig
@@ -117,6 +133,30 @@ def test_the_host_stopping_mid_answer(mode):
         assert turn.end_frame == turn.start_frame + len(wet)
         assert np.abs(got[len(wet) :]).max() == 0.0  # the second bar never starts
         assert turn.end_frame > downbeat + 4 * beat
+
+
+@needs_jack
+def test_a_late_rewrite_keeps_the_bar_written_ahead():
+    from plugin_host.bench_live import LiveRig
+
+    with LiveRig(bpm=120, turn_bars=1) as rig:
+        write, calls = rig.engine.comeback.write, []
+
+        def changing(opponent, *args, **kwargs):
+            out = write(opponent, *args, **kwargs)
+            calls.append(opponent)
+            if len(calls) == 1:  # written ahead; then a last word arrives
+                rig.engine.controls.opponent_text = VERSES[0] + " tonight"
+            else:
+                time.sleep(1.0)  # the rewrite misses the downbeat
+            return out
+
+        rig.engine.comeback.write = changing
+        r = rig.turn(VERSES[0])
+        turn = rig.engine.turns[-1]
+    assert len(calls) == 2 and calls[1] != calls[0]
+    assert turn.written_ahead_kept and turn.fallback_bars == 0 and r.misses == 0
+    assert r.played_exactly  # the bar written ahead, from its queued frame, sample for sample
 
 
 def _serve(*args, env_server):
