@@ -230,6 +230,10 @@ class JackAudio:
     def now_frame(self) -> int:
         return self.client.frame_time
 
+    @property
+    def blocksize(self) -> int:
+        return self.client.blocksize
+
     def connect(self, source: str, dest: str) -> None:
         """Connect two ports by name; a port that does not exist is named in the error with the ones that do."""
         try:

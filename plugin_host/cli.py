@@ -168,9 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
                                        "and plays it from the next downbeat. A fallback bar covers any bar not ready "
                                        "in time. OSC feedback: /cypher/state, /cypher/line (a teleprompter), "
                                        "/cypher/miss, /cypher/latency. Ctrl-C stops it cleanly.")
-    serve.add_argument("--clock", choices=["internal", "midi"], default="internal",
-                       help="internal (cypher's own tempo, --bpm) or midi (follow a MIDI clock on midi_in; default internal)")
+    serve.add_argument("--clock", choices=["internal", "midi", "link"], default="internal",
+                       help="internal (cypher's own tempo, --bpm), midi (follow a MIDI clock on midi_in) or link "
+                            "(join the Ableton Link session; --bpm until a peer sets it); default internal")
     serve.add_argument("--bpm", type=_number(float, "--bpm"), default=90.0, help="internal clock tempo (default 90)")
+    serve.add_argument("--backend", choices=["jack", "portaudio"], default="jack",
+                       help="jack (a JACK client; ports by name) or portaudio (the system's device: CoreAudio, "
+                            "WASAPI, ALSA, ...); default jack")
+    serve.add_argument("--device", metavar="NAME", help="portaudio: device name, part of it, or index "
+                       "(cypher devices lists them; default: the system's)")
+    serve.add_argument("--sample-rate", type=_number(int, "--sample-rate"), metavar="HZ",
+                       help="portaudio: 44100 or 48000 (default: the device's)")
+    serve.add_argument("--block-size", type=_number(int, "--block-size"), default=512, metavar="FRAMES",
+                       help="portaudio: frames per callback (default 512)")
     serve.add_argument("--midi-in", metavar="PORT", help="JACK MIDI port to take the clock and triggers from")
     serve.add_argument("--audio-in", metavar="PORT", help="JACK audio port the opponent comes in on (e.g. system:capture_1)")
     serve.add_argument("--audio-out", metavar="PORT", action="append",

@@ -77,6 +77,9 @@ class Clock:
         self.running = False
         self.stopped_beat = 0.0  # where the position rests while stopped
 
+    def poll(self) -> None:
+        """Take news from the clock's source; a clock fed by calls (MIDI, commands) has none."""
+
     def beat_at(self, t: float) -> float:
         """Beat position at host time `t` (s); `stopped_beat` while stopped."""
         if not self.running:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def list_devices() -> dict:
-    """{"jack": {...}, "rtmidi": {api: {...}}}; a backend that is not there says why."""
+    """{"jack": {...}, "portaudio": {...}, "rtmidi": {api: {...}}}; a backend that is not there says why."""
     out: dict = {}
     try:
         import jack
@@ -25,6 +25,12 @@ def list_devices() -> dict:
         out["jack"] = {"running": False, "why": f"JACK library not available ({e})"}
     except Exception as e:  # jack.JackError: no server
         out["jack"] = {"running": False, "why": f"no JACK server running ({type(e).__name__})"}
+    try:
+        from plugin_host.portaudio_io import DeviceError, device_names
+
+        out["portaudio"] = {"devices": device_names()}
+    except (ImportError, DeviceError) as e:
+        out["portaudio"] = {"error": str(e)}
     out["rtmidi"] = {}
     try:
         import rtmidi
@@ -51,6 +57,12 @@ def format_devices(d: dict) -> str:
             lines.append(f"  {label}: {', '.join(j[key]) or '(none)'}")
     else:
         lines.append(f"JACK: {j['why']}")
+    pa = d.get("portaudio", {})
+    if "error" in pa:
+        lines.append(f"PortAudio: unavailable: {pa['error']}")
+    else:
+        lines.append("PortAudio devices (cypher serve --backend portaudio --device NAME):")
+        lines += [f"  {name}" for name in pa["devices"]] or ["  (none)"]
     for api, info in d["rtmidi"].items():
         if "error" in info:
             lines.append(f"MIDI ({api}): unavailable: {info['error']}")

@@ -171,6 +171,7 @@ class Engine:
             stop.wait(period_s)  # the engine thread may wait; timing lives in frame numbers
 
     def step(self) -> None:
+        self.clock.poll()  # Link: the session's tempo and phase, on JACK's frame time
         for cmd in self._commands():
             self._command(cmd)
         block, self._read_pos = self.audio.ring.read(self._read_pos)
@@ -210,7 +211,7 @@ class Engine:
     def _clock_stopped(self, turn: Turn) -> None:
         """The host stopped in the middle of our answer: silence it a period from now (the
         earliest frame not yet mixed), or let the bar under way finish and drop the rest."""
-        cut = self.audio.now_frame() + self.audio.client.blocksize
+        cut = self.audio.now_frame() + self.audio.blocksize
         fade = int(CUT_FADE_S * self.sr)
         end = cut + fade
         if self.s.on_clock_stop == "finish-bar":

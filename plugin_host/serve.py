@@ -22,20 +22,48 @@ def build(args):
     from plugin_host.rap import check_bpm, load_flow, load_fx, load_voice
     from plugin_host.write import Comeback, load_style
 
-    if args.clock not in ("internal", "midi"):
-        raise UsageError(f"--clock {args.clock}: the live engine follows internal or midi (Link: not yet)")
     check_bpm(args.bpm)
     flow, voice, fx, style = load_flow(args.flow), load_voice(args.voice), load_fx(args.fx), load_style(args.style)
     if not 1 <= args.turn_bars <= 16:
         raise UsageError(f"--turn-bars must be 1-16, got {args.turn_bars}")
+    if args.backend == "portaudio":
+        jack_flags = [f for f, v in (("--audio-in", args.audio_in), ("--audio-out", args.audio_out),
+                                     ("--midi-in", args.midi_in)) if v]
+        if jack_flags:
+            raise UsageError(f"{', '.join(jack_flags)} name JACK ports; with --backend portaudio choose the device "
+                             "with --device (cypher devices lists them)")
+        if args.clock == "midi":
+            raise UsageError("--clock midi needs --backend jack (MIDI clock beside a PortAudio device is not built); "
+                             "use --clock link or --clock internal")
+    elif args.device or args.sample_rate:
+        raise UsageError("--device and --sample-rate choose a PortAudio device: add --backend portaudio "
+                         "(with JACK, the server's rate applies and ports are connected with --audio-in/--audio-out)")
     comeback = Comeback(flow)
     meter = Meter()
-    clock = InternalClock(args.bpm, meter) if args.clock == "internal" else MidiClockFollower(meter)
     holder = {}
+    if args.backend == "portaudio":
+        from plugin_host.portaudio_io import DeviceError, PortAudioDuplex
+
+        try:
+            audio = PortAudioDuplex(args.device, args.sample_rate, args.block_size)
+        except DeviceError as e:
+            raise UsageError(str(e)) from None
+    else:
+        try:
+            audio = JackAudio(args.client_name, midi=True, on_midi=lambda m: holder["engine"].on_midi(m))
+        except RuntimeError as e:
+            raise UsageError(f"{e}. Or use the system's audio device: --backend portaudio --device NAME") from None
     try:
-        audio = JackAudio(args.client_name, midi=True, on_midi=lambda m: holder["engine"].on_midi(m))
-    except RuntimeError as e:
-        raise UsageError(f"{e}. cypher serve runs in a JACK graph; PortAudio devices are not supported yet") from None
+        if args.clock == "link":
+            from plugin_host.link_clock import LinkClock
+
+            # Link's timeline, read on the audio's frame time: beats become frames directly
+            clock = LinkClock(args.bpm, meter, host_now=lambda: audio.now_frame() / audio.sr)
+        else:
+            clock = InternalClock(args.bpm, meter) if args.clock == "internal" else MidiClockFollower(meter)
+    except RuntimeError as e:  # Link without its extra
+        audio.close()
+        raise UsageError(str(e)) from None
     try:
         for port in [args.audio_in] if args.audio_in else []:
             audio.connect(port, audio.inport.name)
@@ -74,8 +102,8 @@ def serve(args) -> int:
             if t_end is not None and time.monotonic() >= t_end:
                 break
             if audio.server_gone:
-                print("\ncypher: the JACK server went away; stopping (start it again and rerun cypher serve)",
-                      file=sys.stderr)
+                gone = "the JACK server" if args.backend == "jack" else "the audio device"
+                print(f"\ncypher: {gone} went away; stopping (bring it back and rerun cypher serve)", file=sys.stderr)
                 break
             if tty:
                 print("\r" + engine.status_line()[:200], end="", file=sys.stderr, flush=True)
@@ -88,5 +116,7 @@ def serve(args) -> int:
         audio.close()
         if osc is not None:
             osc.close()
+        if hasattr(engine.clock, "close"):  # leave the Link session
+            engine.clock.close()
     print(("\n" if tty else "") + "cypher serve: " + engine.status_line(), file=sys.stderr)
     return 1 if audio.server_gone else 0

@@ -45,3 +45,72 @@ def test_follows_a_link_session():
     finally:
         ours.close()
         daw.enabled = False
+
+
+@pytest.mark.skipif(not __import__("plugin_host.jack_rig").jack_rig.have_jack_tools(), reason="needs jackd")
+def test_link_beats_on_jack_frames():
+    """The live engine's view: Link's timeline read on JACK's frame time (`cypher serve --clock link`)."""
+    from plugin_host.audio_io import JackAudio
+    from plugin_host.jack_rig import JackServer
+
+    daw = link.Link(97.0)
+    daw.startStopSyncEnabled = True
+    daw.enabled = True
+    with JackServer("cypher-link", sr=48000, period=512):
+        audio = JackAudio("cypher", midi=False, ring_s=1.0)
+        ours = LinkClock(bpm=120.0, host_now=lambda: audio.now_frame() / audio.sr)
+        try:
+            assert _until(lambda: ours.peers >= 1 and daw.numPeers() >= 1), "the two Link peers never met"
+            time.sleep(0.5)  # the join settles one shared timeline first
+            state = daw.captureAppSessionState()
+            state.setTempo(97.0, daw.clock().micros())
+            state.setIsPlaying(True, daw.clock().micros())
+            daw.commitAppSessionState(state)
+
+            def following():
+                ours.poll()
+                return abs(ours.bpm - 97.0) < 1e-3 and ours.running
+
+            assert _until(following)
+            time.sleep(0.3)
+            ours.poll()
+            for _ in range(5):  # a beat asked in frames agrees with the DAW's beat at the same moment
+                frame = audio.now_frame()
+                daw_beat = daw.captureAppSessionState().beatAtTime(daw.clock().micros(), 4.0)
+                assert abs(ours.beat_at(frame / audio.sr) - daw_beat) * 60 / 97.0 < 0.001
+                time.sleep(0.2)
+                ours.poll()
+            state = daw.captureAppSessionState()
+            state.setIsPlaying(False, daw.clock().micros())
+            daw.commitAppSessionState(state)
+
+            def stopped():
+                ours.poll()
+                return not ours.running
+
+            assert _until(stopped)  # the DAW's stop reaches the engine (which then stops or finishes the bar)
+        finally:
+            ours.close()
+            audio.close()
+            daw.enabled = False
+
+
+@pytest.mark.skipif(not __import__("plugin_host.jack_rig").jack_rig.have_jack_tools(), reason="needs jackd")
+def test_serve_joins_the_link_session():
+    import os
+    import subprocess
+    import sys
+
+    from plugin_host.jack_rig import JackServer
+
+    daw = link.Link(104.0)
+    daw.enabled = True
+    try:
+        with JackServer("cypher-link-serve", sr=48000, period=512) as server:
+            env = dict(os.environ, JACK_DEFAULT_SERVER=server.name)
+            r = subprocess.run([sys.executable, "-m", "plugin_host.cli", "serve", "--clock", "link", "--osc-port", "0",
+                                "--seconds", "6"], capture_output=True, text=True, env=env, timeout=120)
+    finally:
+        daw.enabled = False
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    assert "104.0 BPM" in r.stderr  # the session's tempo, not --bpm's 90

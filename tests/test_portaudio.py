@@ -1,0 +1,64 @@
+"""The portaudio backend, driven in a real dummy JACK graph through PortAudio's JACK host API."""
+import ctypes.util
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from plugin_host.jack_rig import JackServer, have_jack_tools
+
+pytestmark = pytest.mark.skipif(not have_jack_tools() or not ctypes.util.find_library("portaudio"),
+                                reason="needs jackd and PortAudio (Debian: jackd2 libportaudio2)")
+
+
+def test_a_device_by_name_plays_and_hears_clips_whole():
+    from plugin_host.audio_io import JackAudio
+    from plugin_host.portaudio_io import PortAudioDuplex
+
+    with JackServer("cypher-pa", sr=48000, period=512):
+        pa = PortAudioDuplex("syst", blocksize=512)  # part of the name is enough
+        peer = JackAudio("peer", midi=False, ring_s=10.0)
+        try:
+            peer.connect("PortAudio:out_0", peer.inport.name)
+            peer.connect(peer.outport.name, "PortAudio:in_0")
+            clip = ((np.arange(4800) % 97) / 194 + 0.01).astype(np.float32)  # never zero: its ends are exact
+            offset0 = pa.now_frame() - peer.now_frame()
+            pa.schedule.add(pa.now_frame() + 4800, clip)
+            peer.schedule.add(peer.now_frame() + 4800, clip)
+            time.sleep(0.8)
+            offset1 = pa.now_frame() - peer.now_frame()
+            played, _ = peer.ring.read(0)
+            heard, _ = pa.ring.read(0)
+        finally:
+            pa.close()
+            peer.close()
+    assert pa.sr == 48000 and pa.xruns == 0
+    assert abs(offset1 - offset0) <= 512  # the stream's frames run with JACK's, a period apart at most
+    for got in (played, heard):  # what PortAudio played (as recorded) and what it heard: whole, in order
+        i = int(np.flatnonzero(got)[0])
+        np.testing.assert_array_equal(got[i : i + len(clip)], clip)
+        assert not got[i + len(clip) :].any()
+
+
+def _serve(server, *args):
+    env = dict(os.environ, JACK_DEFAULT_SERVER=server.name)
+    return subprocess.run([sys.executable, "-m", "plugin_host.cli", "serve", "--backend", "portaudio",
+                           "--osc-port", "0", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_serve_on_a_device_and_names_the_devices_when_one_is_missing():
+    with JackServer("cypher-pa-serve", sr=48000, period=512) as server:
+        missing = _serve(server, "--device", "no such card", "--seconds", "1")
+        runs = _serve(server, "--device", "system", "--sample-rate", "48000", "--seconds", "3")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "no audio input device matches 'no such card'" in missing.stderr
+    assert "system (JACK Audio Connection Kit" in missing.stderr  # the list of devices there are
+    assert runs.returncode == 0 and "cypher serve: idle" in runs.stderr and "misses 0" in runs.stderr
+
+
+def test_serve_refuses_jack_flags_with_portaudio(cli):
+    r = cli("serve", "--backend", "portaudio", "--audio-out", "system:playback_1", "--osc-port", "0")
+    assert r.returncode == 2 and "--audio-out name JACK ports" in r.stderr and "--device" in r.stderr
