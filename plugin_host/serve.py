@@ -1,4 +1,6 @@
-"""`cypher serve`: the live engine in a JACK graph, controlled over OSC and MIDI."""
+"""`cypher serve`: the live engine in a JACK graph (or on a PortAudio device), controlled
+over OSC and MIDI. If the server or device goes away, it says so and connects again
+when it is back; what is loaded (presets, the writer, OSC) stays."""
 from __future__ import annotations
 
 import logging
@@ -6,18 +8,34 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 from plugin_host.errors import UsageError
 
 STATUS_EVERY_S = 0.5
 
 
-def build(args):
-    """(audio, engine, osc) wired as the flags say; raises UsageError naming the fix."""
+RETRY_S = 2.0  # how often to look for the server again once it went away
+
+
+@dataclass
+class Loaded:
+    """What outlives a connection to the audio: presets, the writer, OSC, the settings."""
+
+    flow: object
+    voice: object
+    fx: object
+    style: object
+    comeback: object
+    osc: object
+    settings: object
+    listen: object
+
+
+def load(args) -> Loaded:
+    """Check the flags and load everything but the audio; raises UsageError naming the fix."""
     from dsp.listener import ListenSettings
-    from plugin_host.audio_io import JackAudio
-    from plugin_host.clock import InternalClock, Meter, MidiClockFollower
-    from plugin_host.engine import Engine, EngineSettings
+    from plugin_host.engine import EngineSettings
     from plugin_host.osc import Controls, OscServer
     from plugin_host.rap import check_bpm, load_flow, load_fx, load_voice
     from plugin_host.write import Comeback, load_style
@@ -38,7 +56,25 @@ def build(args):
     elif args.device or args.sample_rate:
         raise UsageError("--device and --sample-rate choose a PortAudio device: add --backend portaudio "
                          "(with JACK, the server's rate applies and ports are connected with --audio-in/--audio-out)")
-    comeback = Comeback(flow)
+    controls = Controls(bpm=args.bpm, voice=args.voice, flow=args.flow, fx=args.fx,
+                        input_latency_ms=args.input_latency_ms, output_latency_ms=args.output_latency_ms)
+    try:
+        osc = OscServer(controls, port=args.osc_port).start() if args.osc_port else None
+    except OSError as e:
+        raise UsageError(f"OSC port {args.osc_port}: {e} (choose another with --osc-port, or 0 for none)") from None
+    settings = EngineSettings(turn_bars=args.turn_bars, answer_bars=args.turn_bars, auto=not args.manual,
+                              input_latency_ms=args.input_latency_ms, output_latency_ms=args.output_latency_ms,
+                              on_clock_stop=args.on_clock_stop, seed=args.seed)
+    return Loaded(flow, voice, fx, style, Comeback(flow), osc, settings, ListenSettings(recognize=not args.no_recognize))
+
+
+def connect(args, loaded: Loaded):
+    """(audio, engine): the audio opened and wired as the flags say, a clock on its frame
+    time, an engine over both. Raises UsageError naming the fix."""
+    from plugin_host.audio_io import JackAudio
+    from plugin_host.clock import InternalClock, Meter, MidiClockFollower
+    from plugin_host.engine import Engine
+
     meter = Meter()
     holder = {}
     if args.backend == "portaudio":
@@ -61,62 +97,84 @@ def build(args):
             clock = LinkClock(args.bpm, meter, host_now=lambda: audio.now_frame() / audio.sr)
         else:
             clock = InternalClock(args.bpm, meter) if args.clock == "internal" else MidiClockFollower(meter)
-    except RuntimeError as e:  # Link without its extra
-        audio.close()
-        raise UsageError(str(e)) from None
-    try:
         for port in [args.audio_in] if args.audio_in else []:
             audio.connect(port, audio.inport.name)
         for port in args.audio_out or []:
             audio.connect(audio.outport.name, port)
         if args.midi_in:
             audio.connect(args.midi_in, audio.midiport.name)
-        controls = Controls(bpm=args.bpm, voice=args.voice, flow=args.flow, fx=args.fx,
-                            input_latency_ms=args.input_latency_ms, output_latency_ms=args.output_latency_ms)
-        osc = OscServer(controls, port=args.osc_port).start() if args.osc_port else None
-    except (RuntimeError, OSError) as e:
+    except RuntimeError as e:  # a port that is not there; Link without its extra
         audio.close()
         raise UsageError(str(e)) from None
-    settings = EngineSettings(turn_bars=args.turn_bars, answer_bars=args.turn_bars, auto=not args.manual,
-                              input_latency_ms=args.input_latency_ms, output_latency_ms=args.output_latency_ms,
-                              on_clock_stop=args.on_clock_stop, seed=args.seed)
-    engine = holder["engine"] = Engine(audio, clock, comeback, flow, voice, fx, style, settings, osc,
-                                       listen=ListenSettings(recognize=not args.no_recognize))
+    engine = holder["engine"] = Engine(audio, clock, loaded.comeback, loaded.flow, loaded.voice, loaded.fx,
+                                       loaded.style, loaded.settings, loaded.osc, listen=loaded.listen)
     if args.clock == "internal":
         clock.start(audio.now_frame() / audio.sr)
-    return audio, engine, osc
+    return audio, engine
+
+
+def _start(engine) -> tuple[threading.Event, threading.Thread]:
+    stop = threading.Event()
+    worker = threading.Thread(target=engine.run, args=(stop,), name="engine", daemon=True)
+    worker.start()
+    return stop, worker
+
+
+def _disconnect(audio, engine, stop, worker) -> None:
+    stop.set()
+    worker.join(timeout=2.0)
+    audio.close()
+    if hasattr(engine.clock, "close"):  # leave the Link session
+        engine.clock.close()
 
 
 def serve(args) -> int:
     logging.basicConfig(level=logging.WARNING, format="cypher: %(message)s")
-    sys.setswitchinterval(0.001)  # the audio callback waits less for the GIL
-    audio, engine, osc = build(args)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    worker = threading.Thread(target=engine.run, args=(stop,), name="engine", daemon=True)
-    worker.start()
+    sys.setswitchinterval(0.001)  # a Python audio callback (PortAudio) waits less for the GIL
+    loaded = load(args)
+    try:
+        audio, engine = connect(args, loaded)
+    except UsageError:
+        if loaded.osc is not None:
+            loaded.osc.close()
+        raise
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    stop, worker = _start(engine)
     t_end = time.monotonic() + args.seconds if args.seconds else None
     tty = sys.stderr.isatty()
+    gone = "the JACK server" if args.backend == "jack" else "the audio device"
+    connected = True
     try:
-        while not stop.is_set():
+        while not done.is_set():
             if t_end is not None and time.monotonic() >= t_end:
                 break
-            if audio.server_gone:
-                gone = "the JACK server" if args.backend == "jack" else "the audio device"
-                print(f"\ncypher: {gone} went away; stopping (bring it back and rerun cypher serve)", file=sys.stderr)
-                break
+            if connected and audio.server_gone:
+                # the turn in flight is lost; the presets, the writer and OSC stay loaded
+                last_status = engine.status_line()
+                print(f"\ncypher: {gone} went away; trying again every {RETRY_S:g} s (Ctrl-C stops)",
+                      file=sys.stderr, flush=True)
+                _disconnect(audio, engine, stop, worker)
+                connected = False
+            if not connected:
+                try:
+                    audio, engine = connect(args, loaded)
+                except UsageError:
+                    done.wait(RETRY_S)
+                    continue
+                stop, worker = _start(engine)
+                connected = True
+                print(f"cypher: {gone} is back; connected again", file=sys.stderr, flush=True)
             if tty:
                 print("\r" + engine.status_line()[:200], end="", file=sys.stderr, flush=True)
-            stop.wait(STATUS_EVERY_S)
+            done.wait(STATUS_EVERY_S)
     except KeyboardInterrupt:
         pass
     finally:
-        stop.set()
-        worker.join(timeout=2.0)
-        audio.close()
-        if osc is not None:
-            osc.close()
-        if hasattr(engine.clock, "close"):  # leave the Link session
-            engine.clock.close()
-    print(("\n" if tty else "") + "cypher serve: " + engine.status_line(), file=sys.stderr)
-    return 1 if audio.server_gone else 0
+        if connected:
+            last_status = engine.status_line()
+            _disconnect(audio, engine, stop, worker)
+        if loaded.osc is not None:
+            loaded.osc.close()
+    print(("\n" if tty else "") + "cypher serve: " + last_status, file=sys.stderr)
+    return 0 if connected else 1

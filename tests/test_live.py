@@ -182,14 +182,44 @@ def test_serve_runs_stops_on_ctrl_c_and_names_missing_ports():
         assert "Traceback" not in err
 
 
+def _read_until(proc, text: str, timeout_s: float) -> str:
+    """stderr lines of `proc` up to the first holding `text` (fails after `timeout_s`)."""
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stderr, selectors.EVENT_READ)
+    seen, deadline = [], time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if sel.select(timeout=0.5):
+            line = proc.stderr.readline()
+            seen.append(line)
+            if text in line:
+                return "".join(seen)
+            if not line:
+                break
+    raise AssertionError(f"{text!r} never came; stderr: {''.join(seen)[-2000:]}")
+
+
 @needs_jack
-def test_serve_reports_the_server_going_away():
+def test_serve_rides_out_the_server_going_away():
     with JackServer("cypher-gone", sr=48000, period=512) as server:
-        proc = _serve(env_server=server.name)
+        proc = _serve("--seconds", "60", env_server=server.name)
+        time.sleep(8)
+        server.proc.kill()  # mid-run: the server dies
+        err = _read_until(proc, "went away", 30)
+    with JackServer("cypher-gone", sr=48000, period=512):  # and comes back
+        err += _read_until(proc, "connected again", 30)
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        out, rest = proc.communicate(timeout=60)
+    err += rest
+    assert proc.returncode == 0 and "Traceback" not in err and "cypher serve: idle" in err
+    with JackServer("cypher-gone-2", sr=48000, period=512) as server:  # gone for good: exit 1 at the end
+        proc = _serve("--seconds", "14", env_server=server.name)
         time.sleep(8)
         server.proc.kill()
         _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1 and "JACK server went away" in err and "Traceback" not in err
+    assert proc.returncode == 1 and "went away" in err and "Traceback" not in err
 
 
 def test_serve_without_jack_says_what_to_do(cli, monkeypatch):
