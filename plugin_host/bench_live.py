@@ -36,6 +36,7 @@ class TurnResult:
     onset_errors_ms: list[float]  # each syllable of the answer: attack - the host grid's slot
     played_exactly: bool  # the recording holds the first bar's clip from its start frame, sample for sample
     misses: int
+    written_ahead_kept: bool  # the words changed at the end; the rewrite was late; the early bar played
     text: str
     heard: str
 
@@ -310,8 +311,8 @@ class LiveRig:
             got = self.recording(turn.start_frame, len(want))
             if got is not None:
                 exact = bool(np.max(np.abs(got - want)) < 1e-6) and bool(np.max(np.abs(want)) > 0.01)
-        return TurnResult(queued, errors, exact, self.engine.misses - misses, " / ".join(b for b, _ in turn.bars),
-                          turn.heard_text.replace("\n", " / "))
+        return TurnResult(queued, errors, exact, self.engine.misses - misses, turn.written_ahead_kept,
+                          " / ".join(b for b, _ in turn.bars), turn.heard_text.replace("\n", " / "))
 
 
 def _rss_bytes() -> int:
@@ -321,11 +322,12 @@ def _rss_bytes() -> int:
 
 
 def bench_live(turns: int = 50, bpm: float = 120.0, seed: int = 0, osc_flood: float = 0.0,
-               soak_minutes: float | None = None, progress=None) -> dict:
+               soak_minutes: float | None = None, recognize: bool = False, progress=None) -> dict:
     """`turns` battle turns in the rig, or as many as fit in `soak_minutes`.
 
     `osc_flood`: messages a second sent to cypher's OSC port throughout (0: none, and
-    the words are handed over directly rather than over OSC). A soak also reports drift
+    the words are handed over directly rather than over OSC). `recognize`: the words
+    come from cypher's own recogniser instead (none are given). A soak also reports drift
     (how far the signed onset error's median moved from the first minute to the last) and the growth
     of cypher's resident memory from the end of the first minute to the end."""
     import contextlib
@@ -334,7 +336,7 @@ def bench_live(turns: int = 50, bpm: float = 120.0, seed: int = 0, osc_flood: fl
 
     held = load().heldout()
     results, times_s, rss = [], [], []
-    with LiveRig(bpm=bpm, turn_bars=1, seed=seed, osc=osc_flood > 0) as rig:
+    with LiveRig(bpm=bpm, turn_bars=1, seed=seed, osc=osc_flood > 0, given_text=not recognize) as rig:
         with OscFlood(rig.osc.port, osc_flood) if osc_flood > 0 else contextlib.nullcontext():
             xruns0, gaps0, applied0, t0 = rig.audio.xruns, rig.audio.ring.gaps, rig.osc_applied, time.monotonic()
             k = 0
@@ -350,6 +352,7 @@ def bench_live(turns: int = 50, bpm: float = 120.0, seed: int = 0, osc_flood: fl
                     else:
                         progress(min(round(times_s[-1]), round(soak_minutes * 60)), round(soak_minutes * 60))
             xruns, gaps = rig.audio.xruns - xruns0, rig.audio.ring.gaps - gaps0
+            kept = sum(r.written_ahead_kept for r in results)
             applied_per_s = (rig.osc_applied - applied0) / (time.monotonic() - t0)
         callback = "C" if rig.audio.rt is not None else "Python"
     queued = [r.queued_ms for r in results if r.queued_ms is not None]
@@ -364,6 +367,7 @@ def bench_live(turns: int = 50, bpm: float = 120.0, seed: int = 0, osc_flood: fl
         "misses": sum(r.misses for r in results),
         "xruns": xruns,
         "input_gaps": gaps,
+        "written_ahead_kept": kept,
     }
     targets_table = dict(TARGETS)
     if osc_flood > 0:
@@ -385,6 +389,7 @@ def bench_live(turns: int = 50, bpm: float = 120.0, seed: int = 0, osc_flood: fl
     return {"bench": "live", "setup": {"bpm": bpm, "turn_bars": 1, "sr": 48000, "period": 512, "clock_jitter_percent": 5.0,
                                        "graph": "jackd -R -S -d dummy; our MIDI clock master on the transport grid",
                                        "process_callback": callback, "osc_flood_per_s": osc_flood,
-                                       "soak_minutes": soak_minutes},
+                                       "soak_minutes": soak_minutes,
+                                       "words": "recognised" if recognize else "given (as over OSC)"},
             "metrics": metrics, "targets": targets,
             "turns": [{"heard": r.heard, "answer": r.text, "queued_ms": r.queued_ms} for r in results]}

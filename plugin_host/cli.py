@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--turns", type=_number(int, "--turns"), default=50, help="live: turns to play (default 50)")
     bench.add_argument("--osc-flood", type=_number(float, "--osc-flood"), default=0.0, metavar="PER_S",
                        help="live: flood cypher's OSC port with this many messages a second throughout (default 0)")
+    bench.add_argument("--recognize", action="store_true",
+                       help="live: the opponent's words come from cypher's recogniser, not handed over as over OSC")
     bench.add_argument("--soak-minutes", type=_number(float, "--soak-minutes"), metavar="N",
                        help="live: play turns for N minutes instead of --turns; reports drift and memory growth")
     bench.add_argument("--cases", type=_number(int, "--cases"), default=12,
@@ -355,7 +357,7 @@ def _cmd_bench(args) -> int:
             raise UsageError(f"--soak-minutes must be 1-1440, got {args.soak_minutes:g}")
         try:
             report = bench_live(turns=args.turns, seed=args.seed, osc_flood=args.osc_flood,
-                                soak_minutes=args.soak_minutes,
+                                soak_minutes=args.soak_minutes, recognize=args.recognize,
                                 progress=lambda k, n: _progress(k, n, "bench live soak (s)" if args.soak_minutes
                                                                 else "bench live"))
         except RigError as e:
