@@ -19,7 +19,7 @@ import logging
 import random
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -34,6 +34,7 @@ log = logging.getLogger("cypher.engine")
 PREROLL_BEATS = 1  # each clip starts a beat early: a syllable's consonants come before its attack
 N_FALLBACKS = 12
 SPECULATE_BEATS = 2.0  # write the answer this long before the turn ends
+RESPECULATE_BEATS = 1.0  # and again this long before, if the words changed meanwhile (the recogniser caught up)
 END_SILENCE_S = 0.03  # near the turn's end, this much silence ends the verse
 MAX_DRIFT_MS = 1.0  # a bar written ahead is kept if its tempo puts its last syllable this close to the grid
 CUT_FADE_S = 0.005  # a clip cut short fades out over this long (no click)
@@ -70,6 +71,7 @@ class _Spec:
     downbeat: float | None = None
     queued_frame: int | None = None
     start_frame: int | None = None
+    again: bool = False  # the second look, a beat before the end, has been taken
 
 
 @dataclass
@@ -190,6 +192,9 @@ class Engine:
             now_beat = self.clock.beat_at(self.now_s())
             if self.s.speculate and self._spec is None and now_beat >= self._turn_end_beat - SPECULATE_BEATS:
                 self._speculate()
+            elif (self.s.speculate and self._spec is not None and not self._spec.again
+                  and now_beat >= self._turn_end_beat - RESPECULATE_BEATS):
+                self._speculate(again=True)
             silence_s = self._listener.silence_s
             # The verse is over when the voice stops near the turn's end (a short silence is
             # enough there), or has stopped by the time the turn gets there; a rest inside
@@ -240,20 +245,31 @@ class Engine:
     def _heard_end_beat(self) -> float:
         return self.clock.beat_at(self._stream_to_host_s(self._listener.heard().verse_end_s))
 
-    def _speculate(self) -> None:
+    def _speculate(self, again: bool = False) -> None:
         """In the turn's last beats: write the answer from the words known now, render its
         first bar and queue it for the downbeat that ends the turn. The verse end then only
-        confirms it (or, if the words changed, it is rewritten)."""
+        confirms it (or, if the words changed, it is rewritten). `again`: a beat later, if
+        the words changed since (the recogniser caught up); the new bar takes the queued
+        one's place only if it is ready in time."""
         opponent = self._opponent_bars(self._listener.heard())
-        self._spec = _Spec(opponent)
-        if not opponent:
+        old = self._spec
+        if not opponent or (again and old is not None and old.opponent == opponent):
+            self._spec = replace(old, again=True) if old is not None else _Spec(opponent, again=again)
             return
         written = self.comeback.write(opponent, self.s.answer_bars, self.style, seed=self._rng.randrange(1 << 30))
         texts = [b["text"] for b in written["bars"]]
         take = self._take(texts[0])
         start = self.frame_of_beat(self._turn_end_beat - PREROLL_BEATS)
-        slot = self.audio.schedule.add(start, take.wet) if self.s.auto else None
-        self._spec = _Spec(opponent, texts, take, slot, self._turn_end_beat, self.audio.now_frame(), start)
+        if self.audio.now_frame() + self.s.guard_s * self.sr > start:  # too late to queue: keep what is there
+            self._spec = replace(old, again=True) if old is not None else _Spec([], again=again)
+            return
+        slot = None
+        if old is not None and old.slot is not None:
+            self.audio.schedule.replace(old.slot, start, take.wet)
+            slot = old.slot
+        elif self.s.auto:
+            slot = self.audio.schedule.add(start, take.wet)
+        self._spec = _Spec(opponent, texts, take, slot, self._turn_end_beat, self.audio.now_frame(), start, again)
 
     def _command(self, cmd: str) -> None:
         if cmd in ("turn/respond", "midi") and self.state != "responding":

@@ -83,7 +83,7 @@ def test_a_late_writer_costs_words_not_the_beat():
         slow = r.engine.comeback.write
 
         def late(*args, **kwargs):
-            time.sleep(1.0)  # two beats: past the downbeat the answer is aimed at
+            time.sleep(2.5)  # more than a bar: past the downbeat the answer is aimed at, whichever it is
             return slow(*args, **kwargs)
 
         r.engine.comeback.write = late
@@ -145,16 +145,16 @@ def test_a_late_rewrite_keeps_the_bar_written_ahead():
         def changing(opponent, *args, **kwargs):
             out = write(opponent, *args, **kwargs)
             calls.append(opponent)
-            if len(calls) == 1:  # written ahead; then a last word arrives
-                rig.engine.controls.opponent_text = VERSES[0] + " tonight"
-            else:
-                time.sleep(1.0)  # the rewrite misses the downbeat
+            if rig.engine.state == "responding":
+                time.sleep(1.0)  # the rewrite at the verse end misses the downbeat
+            else:  # written ahead (twice: the words changed); then another word arrives
+                rig.engine.controls.opponent_text = VERSES[0] + " tonight" * len(calls)
             return out
 
         rig.engine.comeback.write = changing
         r = rig.turn(VERSES[0])
         turn = rig.engine.turns[-1]
-    assert len(calls) == 2 and calls[1] != calls[0]
+    assert len(calls) == 3 and calls[0] != calls[1] != calls[2]  # ahead, ahead again, and late at the end
     assert turn.written_ahead_kept and turn.fallback_bars == 0 and r.misses == 0
     assert r.played_exactly  # the bar written ahead, from its queued frame, sample for sample
 
