@@ -160,12 +160,10 @@ class ClipSchedule:
 
 class JackAudio:
     """A JACK client: audio `in`, audio `out`, and optionally MIDI `midi_in` for the clock.
-
-    `track_transport` (the rig's recorder) needs the Python callback; otherwise the C
-    one is used when it was built (`self.rt` is then not None)."""
+    The process callback is C when it was built (`self.rt` is then not None)."""
 
     def __init__(self, client_name: str = "cypher", ring_s: float = 30.0, midi: bool = True,
-                 on_midi: Callable[[Message], None] | None = None, track_transport: bool = False) -> None:
+                 on_midi: Callable[[Message], None] | None = None) -> None:
         from plugin_host import rt_callback
 
         jack, self.client = open_client(client_name)
@@ -176,21 +174,18 @@ class JackAudio:
         self.midiport = self.client.midi_inports.register("midi_in") if midi else None
         self.parser = MidiParser()
         self.on_midi = on_midi
-        self.track_transport = track_transport
-        self.transport_zero_frame: int | None = None  # JACK frame of transport frame 0, while rolling
         self.xruns = 0
         self.server_gone = False
         self.client.set_xrun_callback(self._xrun)
         self.client.set_shutdown_callback(self._shutdown)
-        lib = None if track_transport else rt_callback.load()
+        lib = rt_callback.load()
         self.rt = None
         if lib is not None:
             self.rt = rt_callback.RtCallback(lib, jack, self.client, self.inport, self.outport, self.midiport,
                                              int(ring_s * self.sr))
             self.ring = RtInputRing(self.rt)
         else:
-            if not track_transport:
-                log.warning("audio runs in a Python callback (%s): expect xruns under load", rt_callback.why_not())
+            log.warning("audio runs in a Python callback (%s): expect xruns under load", rt_callback.why_not())
             self.ring = InputRing(int(ring_s * self.sr))
             self.client.set_process_callback(self._process)
         self.schedule = ClipSchedule(rt=self.rt)
@@ -207,9 +202,6 @@ class JackAudio:
 
     def _process(self, frames: int) -> None:
         base = self.client.last_frame_time
-        if self.track_transport:
-            state, pos = self.client.transport_query()
-            self.transport_zero_frame = base - pos["frame"] if state == self._jack.ROLLING else None
         if self.midiport is not None and self.on_midi is not None:
             for offset, data in self.midiport.incoming_midi_events():
                 for msg in self.parser.feed(bytes(data), (base + offset) / self.sr):

@@ -48,7 +48,7 @@ def _peer(conn, server: str, bpm: float, jitter: float, seed: int) -> None:
 
     os.environ["JACK_DEFAULT_SERVER"] = server
     opponent = JackAudio("opponent", midi=False, ring_s=1.0)
-    recorder = JackAudio("recorder", midi=False, ring_s=120.0, track_transport=True)
+    recorder = JackAudio("recorder", midi=False, ring_s=120.0)
     master = None
     while True:
         cmd, *args = conn.recv()
@@ -57,17 +57,17 @@ def _peer(conn, server: str, bpm: float, jitter: float, seed: int) -> None:
                 master = GridClockMaster(args[0], bpm, jitter, seed=seed)
                 opponent.connect(opponent.outport.name, args[1])
                 recorder.connect(args[2], recorder.inport.name)
-                client = recorder.client
+                client = master.client
                 client.transport_stop()
                 client.transport_frame = 0
                 time.sleep(0.2)
                 client.transport_start()
                 reply = None
             elif cmd == "transport_stop":  # the host stops: the clock master sends Stop
-                recorder.client.transport_stop()
+                master.client.transport_stop()
                 reply = recorder.now_frame()
             elif cmd == "zero":
-                reply = recorder.transport_zero_frame
+                reply = master.zero_frame if master is not None else None
             elif cmd == "now":
                 reply = recorder.now_frame()
             elif cmd == "play":

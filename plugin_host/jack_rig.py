@@ -128,6 +128,7 @@ class GridClockMaster:
         self._anchor = (0, 0.0)  # (tick index, transport frame) the grid counts from
         self._new_period: float | None = None
         self._next = None  # transport frame of the next (jittered) tick
+        self.zero_frame: int | None = None  # JACK frame of transport frame 0, while rolling (the rig's truth)
         self.client.set_process_callback(self._process)
         self.client.activate()
         self.client.connect(self.out, port)
@@ -149,6 +150,7 @@ class GridClockMaster:
         self.out.clear_buffer()
         state, pos = self.client.transport_query()
         rolling = state == jack.ROLLING
+        self.zero_frame = self.client.last_frame_time - pos["frame"] if rolling else None
         if rolling and not self._rolling:
             self._k = int(-(-pos["frame"] // self.period))  # first grid tick at or after here
             self._next = max(float(pos["frame"]), self._jittered(self._k))

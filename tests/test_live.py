@@ -60,11 +60,17 @@ VERSES = ["You came to battle with a broken microphone", "I heard your mother wr
 
 
 @needs_jack
-def test_turns_land_on_the_downbeat():
+@pytest.mark.parametrize("callback", ["C", "Python"])
+def test_turns_land_on_the_downbeat(callback, monkeypatch):
     from models_onnx import rhyme
+    from plugin_host import rt_callback
     from plugin_host.bench_live import LiveRig
 
+    if callback == "Python":  # the fallback where no C compiler was at hand
+        monkeypatch.setattr(rt_callback, "_lib", None)
+        monkeypatch.setattr(rt_callback, "_why", "the test asks for the Python callback")
     with LiveRig(bpm=120, turn_bars=1) as rig:
+        assert (rig.audio.rt is not None) == (callback == "C" and rt_callback.load() is not None)
         results = [rig.turn(verse) for verse in VERSES]
     for verse, r in zip(VERSES, results):
         assert r.played_exactly  # the recording holds the queued bar from its start frame, sample for sample
