@@ -142,12 +142,12 @@ class LiveRig:
 
     def __init__(self, bpm: float = 120.0, turn_bars: int = 1, jitter_percent: float = 5.0, sr: int = 48000,
                  period: int = 512, seed: int = 0, given_text: bool = True, speculate: bool = True,
-                 on_clock_stop: str = "stop", realtime: bool = True, osc: bool = False) -> None:
+                 on_clock_stop: str = "stop", realtime: bool = True, osc: bool = False, mode: str = "auto") -> None:
         if not have_jack_tools():
             raise RigError("the live rig needs jackd (Debian: apt install jackd2)")
         self.bpm, self.turn_bars, self.sr, self.period = bpm, turn_bars, sr, period
         self.jitter, self.seed, self.given_text, self.speculate = jitter_percent, seed, given_text, speculate
-        self.on_clock_stop, self.realtime, self.use_osc = on_clock_stop, realtime, osc
+        self.on_clock_stop, self.realtime, self.use_osc, self.mode = on_clock_stop, realtime, osc, mode
         self.osc = None
         self.osc_applied = 0  # OSC messages cypher's server has applied
 
@@ -176,7 +176,7 @@ class LiveRig:
             self.flow = load_flow("boom-bap")
             self.clock = MidiClockFollower()
             settings = EngineSettings(turn_bars=self.turn_bars, answer_bars=self.turn_bars, seed=self.seed,
-                                      speculate=self.speculate, on_clock_stop=self.on_clock_stop)
+                                      speculate=self.speculate, on_clock_stop=self.on_clock_stop, mode=self.mode)
             comeback = Comeback(self.flow)
             self.audio = JackAudio("cypher", midi=True, on_midi=lambda m: self.engine.on_midi(m))
             # With the words given (as over OSC), the recogniser stays off: pocketsphinx holds
@@ -259,14 +259,17 @@ class LiveRig:
         self._wait(lambda: self.audio.now_frame() > start_frame + n + 2 * self.period, 60.0, "the recording stalled")
         return self._ask("recording", start_frame, n)
 
-    def _play_verse(self, verse: str, voice: str) -> int:
-        """The opponent raps `verse` from the next downbeat but one; returns where its voice ends."""
+    def _play_verse(self, verse: str, voice: str) -> tuple[float, int]:
+        """The opponent raps `verse` from the next downbeat but one (in battle mode, the next
+        of their bars after it); returns (the beat the answer is due on, the frame its voice ends)."""
         bpb = 4
         take = rap(verse, self.bpm, self.flow, load_voice(voice), load_fx("dry"), sr=self.sr,
                    start_beat=PREROLL_BEATS, tail_s=0.0)
         clip = take.dry / (np.abs(take.dry).max() + 1e-9) * 0.5
         now_beat = (self.audio.now_frame() - self.zero) / self.sr * self.bpm / 60
         first = (int(now_beat // bpb) + 2) * bpb
+        while self.mode == "battle" and (first // bpb) % (2 * self.turn_bars) >= self.turn_bars:
+            first += bpb  # their turns start at bars 0, 2n, 4n, ...
         start = int(round(self.true_frame(first - PREROLL_BEATS)))
         if self.given_text and self.osc is not None:  # as an external recogniser sends them
             self._send_osc("/cypher/opponent/text", verse)
@@ -274,18 +277,20 @@ class LiveRig:
         elif self.given_text:
             self.engine.controls.opponent_text = verse  # as an external recogniser would send it over OSC
         self._ask("play", start, clip)
-        return start + max(s.end_sample for s in take.performance.syllables)
+        return first + self.turn_bars * bpb, start + max(s.end_sample for s in take.performance.syllables)
 
-    def _answer(self, n_turns: int):
-        self._wait(lambda: self.engine.turn_count > n_turns, 60.0, "cypher did not answer the verse")
-        return self.engine.turns[-1]
+    def _answer(self, downbeat: float):
+        """The turn answered on `downbeat`, or after it if the verse ran on past it (waits for it)."""
+        def found():
+            return next((t for t in self.engine.turns if t.downbeat_beat >= downbeat), None)
+
+        self._wait(lambda: found() is not None, 60.0, "cypher did not answer the verse")
+        return found()
 
     def stop_mid_answer(self, verse: str, after_beats: float) -> tuple[object, int]:
         """Play `verse`, then stop the host's transport `after_beats` into the answer;
         returns (the turn, once it is over; the frame at which Stop was asked)."""
-        n_turns = self.engine.turn_count
-        self._play_verse(verse, "rival")
-        turn = self._answer(n_turns)
+        turn = self._answer(self._play_verse(verse, "rival")[0])
         stop_at = self.true_frame(turn.downbeat_beat + after_beats)
         self._wait(lambda: self.audio.now_frame() >= stop_at, 30.0, "the answer did not get that far")
         stop_frame = self._ask("transport_stop")
@@ -295,9 +300,9 @@ class LiveRig:
 
     def turn(self, verse: str, voice: str = "rival") -> TurnResult:
         """The opponent raps `verse` from the next downbeat but one; wait for the answer to play out."""
-        n_turns, misses = self.engine.turn_count, self.engine.misses
-        voice_end = self._play_verse(verse, voice)
-        turn = self._answer(n_turns)
+        misses = self.engine.misses
+        due, voice_end = self._play_verse(verse, voice)
+        turn = self._answer(due)
         self._wait(lambda: self.audio.now_frame() > turn.end_frame + self.period * 2, 60.0, "the answer did not play out")
         self._wait(lambda: self.engine.state == "idle", 10.0, "the engine did not return to idle")
         queued = None if turn.queued_frame is None else (turn.queued_frame - voice_end) / self.sr * 1000

@@ -163,12 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--force", action="store_true", help="replace --out if it already holds files")
     render.add_argument("--json", action="store_true", help="print what was written as JSON")
 
-    serve = sub.add_parser("serve", help="live in a JACK graph: hear the opponent, answer on the next downbeat",
-                           description="Run the live engine as a JACK client (ports in, out, midi_in). It listens "
-                                       "to its input; when the opponent's verse ends past the turn's last beat (or on "
-                                       "OSC /cypher/turn/respond, or any MIDI note: a foot switch) it writes an answer "
-                                       "and plays it from the next downbeat. A fallback bar covers any bar not ready "
-                                       "in time. OSC feedback: /cypher/state, /cypher/line (a teleprompter), "
+    serve = sub.add_parser("serve", help="live beside the host: hear the opponent, answer on the next downbeat",
+                           description="Run the live engine as a JACK client (ports in, out, midi_in) or on a "
+                                       "PortAudio device. It listens to its input; when the opponent's verse ends past "
+                                       "the turn's last beat (or, in battle mode, when the bar grid says it is its "
+                                       "turn; or on OSC /cypher/turn/respond, or any MIDI note: a foot switch) it writes "
+                                       "an answer and plays it from the next downbeat. A fallback bar covers any bar "
+                                       "not ready in time. OSC feedback: /cypher/state, /cypher/line (a teleprompter), "
                                        "/cypher/miss, /cypher/latency. Ctrl-C stops it cleanly.")
     serve.add_argument("--clock", choices=["internal", "midi", "link"], default="internal",
                        help="internal (cypher's own tempo, --bpm), midi (follow a MIDI clock on midi_in) or link "
@@ -188,19 +189,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--audio-out", metavar="PORT", action="append",
                        help="JACK audio port to play into (repeat for more, e.g. system:playback_1)")
     serve.add_argument("--osc-port", type=int, default=9000, help="OSC control port on 127.0.0.1 (0: no OSC; default 9000)")
-    serve.add_argument("--style", default="battle", help="style preset (default battle)")
-    serve.add_argument("--flow", default="boom-bap", help="flow preset (default boom-bap)")
-    serve.add_argument("--voice", default="mc", help="voice preset (default mc)")
-    serve.add_argument("--fx", default="battle", help="fx preset (default battle)")
-    serve.add_argument("--turn-bars", type=int, default=4, help="bars in a turn, theirs and ours (default 4)")
-    serve.add_argument("--manual", action="store_true", help="answer only on a trigger, not when the verse ends")
-    serve.add_argument("--on-clock-stop", choices=["stop", "finish-bar"], default="stop",
-                       help="the host stops mid-answer: stop at once (default), or finish the bar under way")
+    serve.add_argument("--preset", default="default", metavar="NAME",
+                       help=f"live preset (presets/live): {', '.join(presets.names('live'))}, or a .toml path; "
+                            "the flags below win over it (default: default)")
+    serve.add_argument("--mode", choices=["auto", "battle", "manual"],
+                       help="auto: answer when their verse ends; battle: alternate every --turn-bars on the bar grid, "
+                            "words or not; manual: only on a trigger (preset: auto)")
+    serve.add_argument("--style", help="style preset (preset: battle)")
+    serve.add_argument("--flow", help="flow preset (preset: boom-bap)")
+    serve.add_argument("--voice", help="voice preset (preset: mc)")
+    serve.add_argument("--fx", help="fx preset (preset: battle)")
+    serve.add_argument("--turn-bars", type=int, help="bars in a turn, theirs and ours (preset: 4)")
+    serve.add_argument("--manual", action="store_true", help="the same as --mode manual")
+    serve.add_argument("--on-clock-stop", choices=["stop", "finish-bar"],
+                       help="the host stops mid-answer: stop at once, or finish the bar under way (preset: stop)")
     serve.add_argument("--no-recognize", action="store_true",
                        help="take the opponent's words only over OSC (/cypher/opponent/text); the recogniser holds "
                             "Python's lock while it decodes, which can make the audio callback late on a busy machine")
-    serve.add_argument("--input-latency-ms", type=float, default=0.0, help="input latency JACK does not report (ms)")
-    serve.add_argument("--output-latency-ms", type=float, default=0.0, help="output latency JACK does not report (ms)")
+    serve.add_argument("--input-latency-ms", type=float, help="input latency the audio does not report (ms; preset: 0)")
+    serve.add_argument("--output-latency-ms", type=float, help="output latency the audio does not report (ms; preset: 0)")
     serve.add_argument("--seed", type=int, default=0, help="writing seed (default 0)")
     serve.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
     serve.add_argument("--client-name", default="cypher", help="JACK client name (default cypher)")

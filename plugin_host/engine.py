@@ -1,8 +1,9 @@
 """The live turn engine: listen to the opponent, answer on the next downbeat, never miss it.
 
 States: idle -> opponent (their verse is heard) -> responding (our bars are queued)
--> idle. A turn is answered when the verse ends past the turn's last beat (auto), on
-OSC `/cypher/turn/respond`, or on a MIDI note (a foot switch). Everything runs in the
+-> idle. A turn is answered when the verse ends past the turn's last beat (auto), when
+the bar grid says it is ours (battle: turns alternate every turn_bars, words or not),
+on OSC `/cypher/turn/respond`, or on a MIDI note (a foot switch). Everything runs in the
 engine's own thread; the audio callback only plays the clips it is handed.
 
 Timing: the clock maps host time (JACK frame time / rate) to beats. The first bar of
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import random
 import threading
 from collections import deque
@@ -27,8 +29,10 @@ from dsp import phonetics
 from dsp.listener import ListenSettings, Listener
 from dsp.syllables import Grid
 from plugin_host.clock import Clock, InternalClock
+from plugin_host.live_preset import MODES, ON_CLOCK_STOP
 from plugin_host.midi_parse import Message, drive_clock
-from plugin_host.rap import rap
+from plugin_host.errors import UsageError
+from plugin_host.rap import load_flow, load_fx, load_voice, rap
 
 log = logging.getLogger("cypher.engine")
 PREROLL_BEATS = 1  # each clip starts a beat early: a syllable's consonants come before its attack
@@ -36,9 +40,9 @@ N_FALLBACKS = 12
 SPECULATE_BEATS = 2.0  # write the answer this long before the turn ends
 RESPECULATE_BEATS = 1.0  # and again this long before, if the words changed meanwhile (the recogniser caught up)
 END_SILENCE_S = 0.03  # near the turn's end, this much silence ends the verse
+BATTLE_DECIDE_S = 0.1  # battle mode: the answer is decided this long before `lead_s` ahead of the turn's end
 MAX_DRIFT_MS = 1.0  # a bar written ahead is kept if its tempo puts its last syllable this close to the grid
 CUT_FADE_S = 0.005  # a clip cut short fades out over this long (no click)
-ON_CLOCK_STOP = ("stop", "finish-bar")
 TURNS_KEPT = 4  # a night of turns must not grow memory (each holds a bar of audio)
 
 
@@ -48,14 +52,20 @@ class EngineSettings:
     answer_bars: int = 4
     lead_s: float = 0.05  # aim for a downbeat at least this far ahead, else the bar after
     guard_s: float = 0.03  # a written bar replaces the fallback no later than this before it plays
-    auto: bool = True  # answer when the verse ends (else only on a trigger)
+    mode: str = "auto"  # auto: answer when the verse ends; battle: alternate every turn_bars; manual: on a trigger
     input_latency_ms: float = 0.0  # latency the engine cannot see, on the way in
     output_latency_ms: float = 0.0  # and on the way out
     speculate: bool = True  # write the answer during the turn's last beats
     on_clock_stop: str = "stop"  # the host stops mid-answer: "stop" now, or "finish-bar" in progress
     seed: int = 0
 
+    @property
+    def auto(self) -> bool:
+        return self.mode != "manual"
+
     def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.on_clock_stop not in ON_CLOCK_STOP:
             raise ValueError(f"on_clock_stop must be one of {', '.join(ON_CLOCK_STOP)}, got {self.on_clock_stop!r}")
 
@@ -78,7 +88,7 @@ class _Spec:
 class Turn:
     """One answered turn, for the log, the bench and OSC."""
 
-    trigger: str  # auto, osc, midi
+    trigger: str  # auto, battle, osc, midi
     verse_end_frame: int | None
     decided_frame: int
     downbeat_beat: float
@@ -116,9 +126,12 @@ class Engine:
         self._current: Turn | None = None
         self._fallbacks: list[tuple[str, str, np.ndarray]] = []
         self._fallback_bpm: float | None = None
+        self._rendering: threading.Thread | None = None  # fallback bars rendered again, off the engine's loop
         self._rng = random.Random(settings.seed)
         self._bars_seen_beat = -1.0
         self._clock_was_running = clock.running
+        self._battle_zero_bar = 0  # battle mode: their turns start at this bar, and every 2 * turn_bars after
+        self._names = {"voice": self.controls.voice, "flow": self.controls.flow, "fx": self.controls.fx}
 
     # -- time --------------------------------------------------------------------------
     def now_s(self) -> float:
@@ -176,12 +189,17 @@ class Engine:
         self.clock.poll()  # Link: the session's tempo and phase, on JACK's frame time
         for cmd in self._commands():
             self._command(cmd)
+        if self.state == "idle":
+            self._take_controls()
         block, self._read_pos = self.audio.ring.read(self._read_pos)
         self._listener.grid = self._grid()
         if len(block) and self.state != "responding":
             self._listener.push(block)
         heard_state = self._listener.state
-        if self.state == "idle" and heard_state == "verse":
+        battle = self.s.mode == "battle"
+        if battle and self.state == "idle" and self.clock.running:
+            self._battle_turn()
+        elif not battle and self.state == "idle" and heard_state == "verse":
             self._set_state("opponent")
             start = self._stream_to_host_s(self._listener.heard().verse_start_s)
             bpb = float(self.clock.meter.beats_per_bar)
@@ -204,14 +222,58 @@ class Engine:
                     or heard_state == "ended" and self._heard_end_beat() >= self._turn_end_beat - 0.5):
                 end_host = self.now_s() - silence_s
                 self._respond("auto", int(round(end_host * self.sr)))
+            elif battle and self.clock.time_of(self._turn_end_beat) - self.now_s() <= self.s.lead_s + BATTLE_DECIDE_S:
+                self._respond("battle", None)  # our turn comes, words or not
         elif self.state == "responding" and self._current is not None:
             if self._clock_was_running and not self.clock.running:
                 self._clock_stopped(self._current)
             if self.audio.now_frame() >= self._current.end_frame:
                 self._listener = self._new_listener()  # our own turn is not the opponent's
                 self._set_state("idle")
+        if (self._clock_was_running and not self.clock.running and self.state == "opponent"
+                and self._spec is not None and self._spec.slot is not None):
+            self.audio.schedule.remove(self._spec.slot)  # no downbeat is coming for the bar written ahead
+            self._spec = None
         self._clock_was_running = self.clock.running
         self._refresh_fallbacks()
+
+    def _take_controls(self) -> None:
+        """Between turns: what OSC and MIDI set since (voice, flow, fx, latency offsets, the
+        internal clock's tempo) steers the next turn. A preset name that does not load is
+        logged and the current one kept."""
+        c = self.controls
+        for kind, loader in (("voice", load_voice), ("flow", load_flow), ("fx", load_fx)):
+            name = getattr(c, kind)
+            if name == self._names[kind]:
+                continue
+            self._names[kind] = name
+            try:
+                preset = loader(name)
+            except UsageError as e:
+                log.warning("%s: keeping the current %s", e, kind)
+                continue
+            setattr(self, kind, preset)
+            if kind == "flow":
+                self.comeback.flow = preset
+            self._fallback_bpm = None  # the fallback bars are rendered again with it
+            log.info("%s is now %s", kind, name)
+        if (c.input_latency_ms, c.output_latency_ms) != (self.s.input_latency_ms, self.s.output_latency_ms):
+            self.s = replace(self.s, input_latency_ms=c.input_latency_ms, output_latency_ms=c.output_latency_ms)
+        if isinstance(self.clock, InternalClock) and self.clock.running and c.bpm != self.clock.bpm:
+            self.clock.set_bpm(c.bpm, self.now_s())
+
+    def _battle_turn(self) -> None:
+        """Battle mode, idle: if the grid says it is their turn, listen until it ends. Their
+        turns start at bars zero, 2n, 4n, ... (n = turn_bars) counted from
+        `_battle_zero_bar`; ours fill the bars between."""
+        bpb = float(self.clock.meter.beats_per_bar)
+        n = self.s.turn_bars
+        bar = math.floor(self.clock.beat_at(self.now_s()) / bpb + 1e-9)
+        phase = (bar - self._battle_zero_bar) % (2 * n)
+        if phase < n:
+            self._turn_end_beat = (bar - phase + n) * bpb
+            self._set_state("opponent")
+            log.info("battle: their turn until beat %g", self._turn_end_beat)
 
     def _clock_stopped(self, turn: Turn) -> None:
         """The host stopped in the middle of our answer: silence it a period from now (the
@@ -280,6 +342,8 @@ class Engine:
             self._set_state("opponent")
             bpb = float(self.clock.meter.beats_per_bar)
             self._turn_end_beat = self.clock.next_downbeat(self.now_s()) + self.s.turn_bars * bpb - bpb
+            # battle mode counts its turns from here on
+            self._battle_zero_bar = int(round(self._turn_end_beat / bpb)) - self.s.turn_bars
         elif cmd == "turn/stop":
             self.audio.schedule.clear(self.audio.now_frame())
             self._listener = self._new_listener()
@@ -396,13 +460,28 @@ class Engine:
 
     # -- fallbacks ---------------------------------------------------------------------------
     def _refresh_fallbacks(self, force: bool = False) -> None:
-        """Bars from the corpus, rendered at the current tempo (again when it moves)."""
+        """Bars from the corpus, rendered at the current tempo with the current voice (again
+        when either changes). The first set is rendered here (`force`, nothing to play
+        otherwise); later ones in a thread of their own, so a new voice or tempo never holds
+        up the turn under way: the old set stands until the new one is whole."""
         if not force and (self.state == "responding" or not self.clock.running):
             return
         if self._fallback_bpm is not None and abs(self._fallback_bpm - self.clock.bpm) < 0.5:
             return
-        self._fallback_bpm = self.clock.bpm
-        self._fallbacks = [(key, bar, self._take(bar).wet) for key, bar in fallback_bars(self.flow.capacity, self.s.seed)]
+        if self._rendering is not None and self._rendering.is_alive():
+            return
+        self._fallback_bpm = bpm = self.clock.bpm
+        job = (bpm, self.flow, self.voice, self.fx)
+        if force or not self._fallbacks:
+            self._render_fallbacks(*job)
+        else:
+            self._rendering = threading.Thread(target=self._render_fallbacks, args=job, name="fallbacks", daemon=True)
+            self._rendering.start()
+
+    def _render_fallbacks(self, bpm: float, flow, voice, fx) -> None:
+        self._fallbacks = [(key, bar, rap(bar, bpm, flow, voice, fx, sr=self.sr, start_beat=PREROLL_BEATS,
+                                          tail_s=0.3).wet)
+                           for key, bar in fallback_bars(flow.capacity, self.s.seed)]  # swapped whole
 
     def _fallback(self, rhyme_key: str | None) -> tuple[str, np.ndarray]:
         for key, bar, clip in self._fallbacks:

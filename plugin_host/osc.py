@@ -40,7 +40,7 @@ class Address:
 
 
 ADDRESSES: dict[str, Address] = {
-    "/cypher/turn/opponent": Address("", "the opponent's turn starts: listen"),
+    "/cypher/turn/opponent": Address("", "the opponent's turn starts: listen (battle mode counts its turns from here)"),
     "/cypher/turn/respond": Address("", "respond now, on the next downbeat"),
     "/cypher/turn/stop": Address("", "stop: finish no bar, stay silent"),
     "/cypher/transport/start": Address("", "start the internal clock"),

@@ -8,8 +8,10 @@
  *   - the sum of scheduled clips, each from an absolute frame, into the output.
  * Memory is owned by Python (numpy arrays) and handed over by pointer. A clip slot is
  * two records and an index: Python fills the spare record and publishes it by storing
- * the index, so the callback always reads a whole record. The callback counts cycles,
- * so Python frees a replaced clip only after the cycle that might have read it.
+ * the index; a sequence number around each publish lets the callback notice (and read
+ * again) the rare read that two quick publishes overlapped, so it always uses a whole
+ * record. The callback counts cycles, so Python frees a replaced clip only after the
+ * cycle that might have read it.
  *
  * Built by setup.py as plugin_host/_rtjack*.so and loaded with ctypes. JACK's few
  * functions are declared here and resolved from the libjack the process has loaded,
@@ -44,8 +46,8 @@ typedef struct {
 
 typedef struct {
     clip_t rec[2];
-    int32_t cur; /* which record is live; written by Python, read by the callback */
-    int32_t pad;
+    int32_t cur;  /* which record is live; written by Python, read by the callback */
+    uint32_t seq; /* odd while Python publishes: a read that saw it change is read again */
 } slot_t;
 
 typedef struct {
@@ -125,13 +127,24 @@ static int process(jack_nframes_t nframes, void *arg)
     float *out = (float *)jack_port_get_buffer(s->out, nframes);
     memset(out, 0, (size_t)n * sizeof(float));
     for (int k = 0; k < N_SLOTS; k++) {
-        int32_t cur = __atomic_load_n(&s->slots[k].cur, __ATOMIC_ACQUIRE);
-        const clip_t *c = &s->slots[k].rec[cur];
-        if (c->len <= 0 || c->start >= base + n || c->start + c->len <= base) continue;
-        int64_t a = c->start > base ? c->start - base : 0;
-        int64_t off = base > c->start ? base - c->start : 0;
-        int64_t m = n - a < c->len - off ? n - a : c->len - off;
-        const float *src = c->data + off;
+        slot_t *sl = &s->slots[k];
+        clip_t c = {0, 0, NULL};
+        for (int tries = 0; tries < 8; tries++) {
+            uint32_t seq = __atomic_load_n(&sl->seq, __ATOMIC_ACQUIRE);
+            if (seq & 1u) continue;
+            int32_t cur = __atomic_load_n(&sl->cur, __ATOMIC_ACQUIRE);
+            clip_t r = sl->rec[cur];
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            if (__atomic_load_n(&sl->seq, __ATOMIC_RELAXED) == seq) {
+                c = r;
+                break;
+            }
+        }
+        if (c.len <= 0 || c.start >= base + n || c.start + c.len <= base) continue;
+        int64_t a = c.start > base ? c.start - base : 0;
+        int64_t off = base > c.start ? base - c.start : 0;
+        int64_t m = n - a < c.len - off ? n - a : c.len - off;
+        const float *src = c.data + off;
         float *dst = out + a;
         for (int64_t j = 0; j < m; j++) dst[j] += src[j];
     }
@@ -167,10 +180,13 @@ void rt_slot_set(rt_state *s, int k, int64_t start, int64_t len, const float *da
 {
     slot_t *sl = &s->slots[k];
     int32_t spare = 1 - sl->cur;
+    __atomic_store_n(&sl->seq, sl->seq + 1, __ATOMIC_RELEASE); /* odd: publishing */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
     sl->rec[spare].start = start;
     sl->rec[spare].len = len;
     sl->rec[spare].data = data;
     __atomic_store_n(&sl->cur, spare, __ATOMIC_RELEASE);
+    __atomic_store_n(&sl->seq, sl->seq + 1, __ATOMIC_RELEASE); /* even: done */
 }
 
 int64_t rt_written(rt_state *s) { return __atomic_load_n(&s->written, __ATOMIC_ACQUIRE); }

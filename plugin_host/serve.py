@@ -36,11 +36,21 @@ def load(args) -> Loaded:
     """Check the flags and load everything but the audio; raises UsageError naming the fix."""
     from dsp.listener import ListenSettings
     from plugin_host.engine import EngineSettings
+    from plugin_host.live_preset import load_live_preset
     from plugin_host.osc import Controls, OscServer
     from plugin_host.rap import check_bpm, load_flow, load_fx, load_voice
     from plugin_host.write import Comeback, load_style
 
     check_bpm(args.bpm)
+    preset = load_live_preset(args.preset)
+    if args.manual:
+        if args.mode not in (None, "manual"):
+            raise UsageError(f"--manual and --mode {args.mode} disagree: give one of them")
+        args.mode = "manual"
+    for key in ("mode", "style", "flow", "voice", "fx", "turn_bars", "on_clock_stop", "input_latency_ms",
+                "output_latency_ms"):
+        if getattr(args, key) is None:  # not given: the preset's
+            setattr(args, key, getattr(preset, key))
     flow, voice, fx, style = load_flow(args.flow), load_voice(args.voice), load_fx(args.fx), load_style(args.style)
     if not 1 <= args.turn_bars <= 16:
         raise UsageError(f"--turn-bars must be 1-16, got {args.turn_bars}")
@@ -62,7 +72,7 @@ def load(args) -> Loaded:
         osc = OscServer(controls, port=args.osc_port).start() if args.osc_port else None
     except OSError as e:
         raise UsageError(f"OSC port {args.osc_port}: {e} (choose another with --osc-port, or 0 for none)") from None
-    settings = EngineSettings(turn_bars=args.turn_bars, answer_bars=args.turn_bars, auto=not args.manual,
+    settings = EngineSettings(turn_bars=args.turn_bars, answer_bars=args.turn_bars, mode=args.mode,
                               input_latency_ms=args.input_latency_ms, output_latency_ms=args.output_latency_ms,
                               on_clock_stop=args.on_clock_stop, seed=args.seed)
     return Loaded(flow, voice, fx, style, Comeback(flow), osc, settings, ListenSettings(recognize=not args.no_recognize))

@@ -1,4 +1,5 @@
-"""Presets shipped with cypher: TOML files, one folder per kind (flows, fx, voices, verses).
+"""Presets shipped with cypher: TOML files, one folder per kind (flows, fx, voices, styles,
+controllers, live, verses).
 
 Loading validates nothing but the TOML itself; each kind's dataclass checks its keys.
 """
@@ -39,7 +40,8 @@ def load(kind: str, name: str) -> dict:
         path = mine if mine.is_file() else ROOT / kind / f"{name}.toml"
     if not path.is_file():
         valid = ", ".join(names(kind)) or "(none)"
-        raise PresetError(f"unknown {kind[:-1] if kind.endswith('s') else kind} {name!r}; valid names: {valid} (or a path to a .toml file)")
+        label = "live preset" if kind == "live" else kind[:-1] if kind.endswith("s") else kind
+        raise PresetError(f"unknown {label} {name!r}; valid names: {valid} (or a path to a .toml file)")
     try:
         with path.open("rb") as f:
             return tomllib.load(f)

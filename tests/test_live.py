@@ -82,6 +82,42 @@ def test_turns_land_on_the_downbeat(callback, monkeypatch):
 
 
 @needs_jack
+def test_controls_sent_mid_turn_steer_the_next_turn():
+    from plugin_host.bench_live import LiveRig
+
+    with LiveRig(bpm=120, turn_bars=1, osc=True) as rig:
+        before = rig.turn(VERSES[0])
+        voice = rig.engine.voice
+        rig._send_osc("/cypher/style/voice", "clear")
+        rig._send_osc("/cypher/latency/output_ms", 5.0)  # the interface plays 5 ms late: answer 5 ms early
+        after = rig.turn(VERSES[1])
+        rig._send_osc("/cypher/style/voice", "no-such-voice")  # refused by the engine, the current one kept
+        last = rig.turn(VERSES[0])
+        voices = (voice, rig.engine.voice)
+    assert voices[1] != voices[0] and voices[1].variant == __import__("plugin_host.rap").rap.load_voice("clear").variant
+    assert abs(np.median(before.onset_errors_ms)) < 1.0
+    assert abs(np.median(after.onset_errors_ms) + 5.0) < 1.0 and abs(np.median(last.onset_errors_ms) + 5.0) < 1.0
+    assert after.played_exactly and last.played_exactly and after.misses == last.misses == 0
+
+
+@needs_jack
+def test_battle_mode_alternates_on_the_bar_grid():
+    from plugin_host.bench_live import LiveRig
+
+    with LiveRig(bpm=120, turn_bars=1, mode="battle") as rig:
+        n0 = rig.engine.turn_count
+        rig._wait(lambda: rig.engine.turn_count >= n0 + 2, 30.0, "no battle turns came")  # words or not
+        empty = list(rig.engine.turns)[-2:]
+        r = rig.turn(VERSES[0])  # a verse in their bar is answered in ours, from its words
+        answered = rig.engine.turns[-1]
+    for t in empty + [answered]:
+        assert t.trigger == "battle" and (t.downbeat_beat / 4) % 2 == 1  # ours: the odd bars
+        assert abs(t.start_frame - rig.true_frame(t.downbeat_beat - 1)) / rig.sr < 0.002  # on the grid
+    assert empty[1].downbeat_beat - empty[0].downbeat_beat == 8  # every other bar
+    assert r.played_exactly and r.misses == 0 and answered.fallback_bars == 0
+
+
+@needs_jack
 def test_a_late_writer_costs_words_not_the_beat():
     from plugin_host.bench_live import LiveRig
 
