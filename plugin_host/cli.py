@@ -184,7 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="portaudio: 44100 or 48000 (default: the device's)")
     serve.add_argument("--block-size", type=_number(int, "--block-size"), default=512, metavar="FRAMES",
                        help="portaudio: frames per callback (default 512)")
-    serve.add_argument("--midi-in", metavar="PORT", help="JACK MIDI port to take the clock and triggers from")
+    serve.add_argument("--midi-in", metavar="PORT", help="MIDI port to take the clock and triggers from: a JACK port; "
+                       "with --backend portaudio, a MIDI input whose name contains PORT (default there: a virtual "
+                       "port 'cypher clock')")
+    serve.add_argument("--midi-api", choices=["alsa", "jack", "coremidi", "winmm"],
+                       help="portaudio: the MIDI system for --midi-in (default: the platform's)")
     serve.add_argument("--audio-in", metavar="PORT", help="JACK audio port the opponent comes in on (e.g. system:capture_1)")
     serve.add_argument("--audio-out", metavar="PORT", action="append",
                        help="JACK audio port to play into (repeat for more, e.g. system:playback_1)")

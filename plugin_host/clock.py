@@ -26,6 +26,7 @@ SIXTEENTHS_PER_BEAT = 4
 TICKS_PER_SPP_UNIT = 6  # Song Position Pointer counts 16ths ("MIDI beats")
 GAP_PERIODS = 2.5  # a silence this many tick periods long restarts the fit (the master paused)
 LOST_PERIODS = 1.5  # a gap this many periods long means a tick was lost
+LOST_MIN_TICKS = 8  # count lost ticks only once the tempo is known from this many (stamps may jitter)
 DUPLICATE_PERIODS = 0.25  # a tick this soon after the last one is a duplicate and is dropped
 
 
@@ -163,7 +164,7 @@ class MidiClockFollower(Clock):
         if self._n and t - self._last_t < DUPLICATE_PERIODS * self.period:
             self.duplicates += 1  # two ticks at once: a master's double send, not a tempo
             return
-        if self._n >= 2 and t - self._last_t > LOST_PERIODS * self.period:
+        if self._n >= LOST_MIN_TICKS and t - self._last_t > LOST_PERIODS * self.period:
             # Ticks went missing on the way (a running master never pauses without Stop):
             # count them, or every later beat would fall that many ticks late.
             missing = int(round((t - self._last_t) / self.period)) - 1

@@ -25,15 +25,16 @@ def _backend(api: str | None):
 
 
 def open_input(name: str, on_message: Callable[[Message], None], api: str | None = None,
-               virtual: bool = True):
-    """A MIDI input that calls `on_message` with parsed messages stamped with
-    time.monotonic(). `virtual`: create a port named `name` for others to connect to;
-    otherwise open the existing port whose name contains `name`."""
+               virtual: bool = True, now: Callable[[], float] = time.monotonic):
+    """A MIDI input that calls `on_message` with parsed messages stamped with `now()` as
+    they arrive (time.monotonic(), or e.g. an audio stream's frame time in seconds).
+    `virtual`: create a port named `name` for others to connect to; otherwise open the
+    existing port whose name contains `name`."""
     backend = _backend(api)
     parser = MidiParser()
 
     def callback(msg: mido.Message) -> None:
-        for m in parser.feed(bytes(msg.bytes()), time.monotonic()):
+        for m in parser.feed(bytes(msg.bytes()), now()):
             on_message(m)
 
     try:

@@ -77,10 +77,16 @@ def find_device(sd, name: str | None, kind: str) -> int | None:
 
 class PortAudioDuplex:
     """A duplex stream: mono `in` (the device's first input channel), `out` mono on every
-    output channel the device has (up to two)."""
+    output channel the device has (up to two).
+
+    With `on_midi`, a MIDI input beside it (python-rtmidi: ALSA, JACK, CoreMIDI, WinMM by
+    `midi_api`): the port whose name contains `midi_in`, or a virtual port "cypher clock"
+    for the host to connect to. Its messages are stamped on this stream's frame time as
+    they arrive (so a MIDI clock is followed with the delivery jitter of the MIDI
+    system, a millisecond or a few, where JACK's own MIDI is exact)."""
 
     def __init__(self, device: str | None = None, sr: int | None = None, blocksize: int = 512,
-                 ring_s: float = 30.0) -> None:
+                 ring_s: float = 30.0, on_midi=None, midi_in: str | None = None, midi_api: str | None = None) -> None:
         global _open_streams
         sd = _sd()
         try:
@@ -111,6 +117,16 @@ class PortAudioDuplex:
             raise DeviceError(f"cannot open {device or 'the default device'} at {self.sr} Hz, {blocksize} frames: {e}") from None
         _open_streams += 1
         self.stream.start()
+        self.midi = None
+        if on_midi is not None:
+            from plugin_host.midi_ports import open_input
+
+            try:
+                self.midi = open_input(midi_in or "cypher clock", on_midi, api=midi_api, virtual=midi_in is None,
+                                       now=lambda: self.now_frame() / self.sr)
+            except (RuntimeError, ValueError) as e:
+                self.close()
+                raise DeviceError(str(e)) from None
 
     def _process(self, indata, outdata, frames, times, status) -> None:
         base = self._frames
@@ -142,6 +158,9 @@ class PortAudioDuplex:
 
     def close(self) -> None:
         global _open_streams
+        if getattr(self, "midi", None) is not None:
+            self.midi.close()
+            self.midi = None
         if not self._closing:
             self._closing = True
             self.stream.close(ignore_errors=True)

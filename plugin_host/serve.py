@@ -55,16 +55,12 @@ def load(args) -> Loaded:
     if not 1 <= args.turn_bars <= 16:
         raise UsageError(f"--turn-bars must be 1-16, got {args.turn_bars}")
     if args.backend == "portaudio":
-        jack_flags = [f for f, v in (("--audio-in", args.audio_in), ("--audio-out", args.audio_out),
-                                     ("--midi-in", args.midi_in)) if v]
+        jack_flags = [f for f, v in (("--audio-in", args.audio_in), ("--audio-out", args.audio_out)) if v]
         if jack_flags:
             raise UsageError(f"{', '.join(jack_flags)} name JACK ports; with --backend portaudio choose the device "
                              "with --device (cypher devices lists them)")
-        if args.clock == "midi":
-            raise UsageError("--clock midi needs --backend jack (MIDI clock beside a PortAudio device is not built); "
-                             "use --clock link or --clock internal")
-    elif args.device or args.sample_rate:
-        raise UsageError("--device and --sample-rate choose a PortAudio device: add --backend portaudio "
+    elif args.device or args.sample_rate or args.midi_api:
+        raise UsageError("--device, --sample-rate and --midi-api go with a PortAudio device: add --backend portaudio "
                          "(with JACK, the server's rate applies and ports are connected with --audio-in/--audio-out)")
     controls = Controls(bpm=args.bpm, voice=args.voice, flow=args.flow, fx=args.fx,
                         input_latency_ms=args.input_latency_ms, output_latency_ms=args.output_latency_ms)
@@ -91,7 +87,10 @@ def connect(args, loaded: Loaded):
         from plugin_host.portaudio_io import DeviceError, PortAudioDuplex
 
         try:
-            audio = PortAudioDuplex(args.device, args.sample_rate, args.block_size)
+            wants_midi = args.clock == "midi" or args.midi_in or args.midi_api
+            audio = PortAudioDuplex(args.device, args.sample_rate, args.block_size,
+                                    on_midi=(lambda m: holder["engine"].on_midi(m)) if wants_midi else None,
+                                    midi_in=args.midi_in, midi_api=args.midi_api)
         except DeviceError as e:
             raise UsageError(str(e)) from None
     else:
@@ -111,7 +110,7 @@ def connect(args, loaded: Loaded):
             audio.connect(port, audio.inport.name)
         for port in args.audio_out or []:
             audio.connect(audio.outport.name, port)
-        if args.midi_in:
+        if args.midi_in and args.backend == "jack":
             audio.connect(args.midi_in, audio.midiport.name)
     except RuntimeError as e:  # a port that is not there; Link without its extra
         audio.close()

@@ -59,6 +59,18 @@ def test_follower_tempo_and_phase_under_jitter(bpm, jitter):
     assert np.percentile(errors, 95) <= (2.0 if jitter > 0.05 else 1.0)
 
 
+def test_follower_is_not_fooled_by_a_late_first_tick():
+    """Ticks stamped as they arrive (MIDI beside a PortAudio device): the first two came
+    half a period apart. Not lost ticks, not double tempo: 120 BPM within a bar."""
+    f = MidiClockFollower()
+    f.start()
+    period = 60 / 120 / 24
+    times = [0.0, period / 2] + [period * k + (0.004 if k % 2 else -0.003) for k in range(2, 120)]
+    for t in times:
+        f.tick(t)
+    assert f.lost == 0 and abs(f.bpm - 120.0) < 0.5
+
+
 def test_tempo_step_settles_within_a_beat():
     f = MidiClockFollower()
     f.start()
