@@ -27,6 +27,12 @@ MIDI_POLL_S = 0.002
 log = logging.getLogger("cypher.audio")
 
 
+def extend_frame(ref: int, frame32: int) -> int:
+    """The 64-bit frame nearest `ref` whose low 32 bits are `frame32` (as rtjack.c does)."""
+    delta = (frame32 - ref) & 0xFFFFFFFF
+    return ref + (delta - (1 << 32) if delta >= 1 << 31 else delta)
+
+
 class InputRing:
     """A single-writer, single-reader ring of mono float32 samples stamped with frame times."""
 
@@ -95,6 +101,8 @@ class ClipSchedule:
     while the callback may be reading it is kept alive until that cycle has ended."""
 
     def __init__(self, n_slots: int = N_SLOTS, rt=None) -> None:
+        if rt is not None and n_slots > N_SLOTS:
+            raise ValueError(f"the C callback has {N_SLOTS} clip slots, not {n_slots}")
         self.slots: list[tuple[int, np.ndarray] | None] = [None] * n_slots
         self._rt = rt
         self._retired: list[tuple[int, np.ndarray]] = []  # (callback cycle when taken out, clip)
@@ -168,7 +176,15 @@ class JackAudio:
 
         jack, self.client = open_client(client_name)
         self._jack = jack
+        try:
+            self._setup(jack, ring_s, midi, on_midi, rt_callback)
+        except Exception as e:  # a server going away while we join it (a reconnection) says JackError
+            self.client.close()
+            raise RuntimeError(f"cannot set up the JACK client ({e})") from None
+
+    def _setup(self, jack, ring_s: float, midi: bool, on_midi, rt_callback) -> None:
         self.sr = self.client.samplerate
+        self._base = self.client.last_frame_time  # the Python callback's 64-bit frame count
         self.inport = self.client.inports.register("in")
         self.outport = self.client.outports.register("out")
         self.midiport = self.client.midi_inports.register("midi_in") if midi else None
@@ -201,7 +217,7 @@ class JackAudio:
         self.server_gone = True
 
     def _process(self, frames: int) -> None:
-        base = self.client.last_frame_time
+        base = self._base = extend_frame(self._base, self.client.last_frame_time)
         if self.midiport is not None and self.on_midi is not None:
             for offset, data in self.midiport.incoming_midi_events():
                 for msg in self.parser.feed(bytes(data), (base + offset) / self.sr):
@@ -217,10 +233,16 @@ class JackAudio:
         while not self._closing.wait(MIDI_POLL_S):
             for frame, data in self.rt.midi():
                 for msg in self.parser.feed(data, frame / self.sr):
-                    self.on_midi(msg)
+                    try:
+                        self.on_midi(msg)
+                    except Exception:  # one bad message must not end MIDI input for the night
+                        log.exception("MIDI message %s not handled", msg)
 
     def now_frame(self) -> int:
-        return self.client.frame_time
+        """JACK's frame time now, on a 64-bit count (JACK's own wraps after 2**32 frames)."""
+        if self.rt is not None:
+            return self.rt.extend(self.client.frame_time)
+        return extend_frame(self._base, self.client.frame_time)
 
     @property
     def blocksize(self) -> int:

@@ -38,7 +38,8 @@ log = logging.getLogger("cypher.engine")
 PREROLL_BEATS = 1  # each clip starts a beat early: a syllable's consonants come before its attack
 N_FALLBACKS = 12
 SPECULATE_BEATS = 2.0  # write the answer this long before the turn ends
-RESPECULATE_BEATS = 1.0  # and again this long before, if the words changed meanwhile (the recogniser caught up)
+RESPECULATE_BEATS = 1.5  # and again this long before, if the words changed meanwhile (the recogniser caught up)
+RESPECULATE_MIN_S = 0.15  # the second look writes only if its bar's clip starts at least this far ahead
 END_SILENCE_S = 0.03  # near the turn's end, this much silence ends the verse
 BATTLE_DECIDE_S = 0.1  # battle mode: the answer is decided this long before `lead_s` ahead of the turn's end
 MAX_DRIFT_MS = 1.0  # a bar written ahead is kept if its tempo puts its last syllable this close to the grid
@@ -107,13 +108,14 @@ class Turn:
 
 class Engine:
     def __init__(self, audio, clock: Clock, comeback, flow, voice, fx, style, settings: EngineSettings = EngineSettings(),
-                 osc=None, listen: ListenSettings = ListenSettings()) -> None:
+                 osc=None, listen: ListenSettings = ListenSettings(), controls=None) -> None:
         self.audio, self.clock, self.comeback = audio, clock, comeback
         self.flow, self.voice, self.fx, self.style = flow, voice, fx, style
         self.s, self.osc, self.listen_settings = settings, osc, listen
         from plugin_host.osc import Controls
 
-        self.controls = osc.controls if osc is not None else Controls()  # what OSC and MIDI set
+        # what OSC and MIDI set (their values name the voice, flow and fx presets to use)
+        self.controls = controls or (osc.controls if osc is not None else Controls())
         self.sr = audio.sr
         self.state = "idle"
         self.turns: deque[Turn] = deque(maxlen=TURNS_KEPT)  # the latest (each holds its first bar's audio)
@@ -131,7 +133,9 @@ class Engine:
         self._bars_seen_beat = -1.0
         self._clock_was_running = clock.running
         self._battle_zero_bar = 0  # battle mode: their turns start at this bar, and every 2 * turn_bars after
-        self._names = {"voice": self.controls.voice, "flow": self.controls.flow, "fx": self.controls.fx}
+        # the preset names in use; None: take the controls' on the first idle step (after a
+        # reconnection they may have moved on from the presets this engine was built with)
+        self._names: dict[str, str | None] = {"voice": None, "flow": None, "fx": None}
 
     # -- time --------------------------------------------------------------------------
     def now_s(self) -> float:
@@ -189,6 +193,17 @@ class Engine:
         self.clock.poll()  # Link: the session's tempo and phase, on JACK's frame time
         for cmd in self._commands():
             self._command(cmd)
+        # The clock's state, read once: the MIDI thread may change it while this step runs
+        # (a Stop during a long write is then seen on the next step, not lost).
+        running = self.clock.running
+        stopped, self._clock_was_running = self._clock_was_running and not running, running
+        if stopped and self.state == "responding" and self._current is not None:
+            self._clock_stopped(self._current)
+        elif stopped and self.state == "opponent":  # no downbeat is coming to answer on
+            self._drop_spec()
+            self._turn_end_beat = None
+            self._listener = self._new_listener()
+            self._set_state("idle")
         if self.state == "idle":
             self._take_controls()
         block, self._read_pos = self.audio.ring.read(self._read_pos)
@@ -197,7 +212,7 @@ class Engine:
             self._listener.push(block)
         heard_state = self._listener.state
         battle = self.s.mode == "battle"
-        if battle and self.state == "idle" and self.clock.running:
+        if battle and self.state == "idle" and running:
             self._battle_turn()
         elif not battle and self.state == "idle" and heard_state == "verse":
             self._set_state("opponent")
@@ -206,7 +221,7 @@ class Engine:
             first_bar = round(self.clock.beat_at(start) / bpb) * bpb  # a pickup belongs to the bar after it
             self._turn_end_beat = first_bar + self.s.turn_bars * bpb
             log.info("verse from beat %.2f: the turn ends at beat %g", self.clock.beat_at(start), self._turn_end_beat)
-        elif self.state == "opponent" and self._turn_end_beat is not None:
+        elif self.state == "opponent" and self._turn_end_beat is not None and running:
             now_beat = self.clock.beat_at(self.now_s())
             if self.s.speculate and self._spec is None and now_beat >= self._turn_end_beat - SPECULATE_BEATS:
                 self._speculate()
@@ -225,17 +240,16 @@ class Engine:
             elif battle and self.clock.time_of(self._turn_end_beat) - self.now_s() <= self.s.lead_s + BATTLE_DECIDE_S:
                 self._respond("battle", None)  # our turn comes, words or not
         elif self.state == "responding" and self._current is not None:
-            if self._clock_was_running and not self.clock.running:
-                self._clock_stopped(self._current)
             if self.audio.now_frame() >= self._current.end_frame:
                 self._listener = self._new_listener()  # our own turn is not the opponent's
                 self._set_state("idle")
-        if (self._clock_was_running and not self.clock.running and self.state == "opponent"
-                and self._spec is not None and self._spec.slot is not None):
-            self.audio.schedule.remove(self._spec.slot)  # no downbeat is coming for the bar written ahead
-            self._spec = None
-        self._clock_was_running = self.clock.running
         self._refresh_fallbacks()
+
+    def _drop_spec(self) -> None:
+        """Forget the answer written ahead, and take its bar out of the schedule."""
+        if self._spec is not None and self._spec.slot is not None:
+            self.audio.schedule.remove(self._spec.slot)
+        self._spec = None
 
     def _take_controls(self) -> None:
         """Between turns: what OSC and MIDI set since (voice, flow, fx, latency offsets, the
@@ -315,13 +329,14 @@ class Engine:
         one's place only if it is ready in time."""
         opponent = self._opponent_bars(self._listener.heard())
         old = self._spec
-        if not opponent or (again and old is not None and old.opponent == opponent):
+        start = self.frame_of_beat(self._turn_end_beat - PREROLL_BEATS)
+        too_late = again and start - self.audio.now_frame() < RESPECULATE_MIN_S * self.sr  # no time to write
+        if not opponent or too_late or (again and old is not None and old.opponent == opponent):
             self._spec = replace(old, again=True) if old is not None else _Spec(opponent, again=again)
             return
         written = self.comeback.write(opponent, self.s.answer_bars, self.style, seed=self._rng.randrange(1 << 30))
         texts = [b["text"] for b in written["bars"]]
         take = self._take(texts[0])
-        start = self.frame_of_beat(self._turn_end_beat - PREROLL_BEATS)
         if self.audio.now_frame() + self.s.guard_s * self.sr > start:  # too late to queue: keep what is there
             self._spec = replace(old, again=True) if old is not None else _Spec([], again=again)
             return
@@ -337,6 +352,7 @@ class Engine:
         if cmd in ("turn/respond", "midi") and self.state != "responding":
             self._respond("osc" if cmd == "turn/respond" else "midi", None)
         elif cmd == "turn/opponent":
+            self._drop_spec()
             self.audio.schedule.clear(self.audio.now_frame())
             self._listener = self._new_listener()
             self._set_state("opponent")
@@ -345,6 +361,7 @@ class Engine:
             # battle mode counts its turns from here on
             self._battle_zero_bar = int(round(self._turn_end_beat / bpb)) - self.s.turn_bars
         elif cmd == "turn/stop":
+            self._drop_spec()
             self.audio.schedule.clear(self.audio.now_frame())
             self._listener = self._new_listener()
             self._set_state("idle")

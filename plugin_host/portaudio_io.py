@@ -116,7 +116,11 @@ class PortAudioDuplex:
             _release(sd)
             raise DeviceError(f"cannot open {device or 'the default device'} at {self.sr} Hz, {blocksize} frames: {e}") from None
         _open_streams += 1
-        self.stream.start()
+        try:
+            self.stream.start()
+        except sd.PortAudioError as e:
+            self.close()
+            raise DeviceError(f"cannot start {device or 'the default device'}: {e}") from None
         self.midi = None
         if on_midi is not None:
             from plugin_host.midi_ports import open_input

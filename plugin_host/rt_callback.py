@@ -21,6 +21,7 @@ _SIGNATURES = {
     "rt_state_size": (ctypes.c_size_t, []),
     "rt_attach": (ctypes.c_int, [_P, _P, _P, _P, _P, _P, _I64, _P, _P, _I64]),
     "rt_slot_set": (None, [_P, ctypes.c_int, _I64, _I64, _P]),
+    "rt_extend": (_I64, [_P, ctypes.c_uint32]),
     "rt_written": (_I64, [_P]),
     "rt_first_frame": (_I64, [_P]),
     "rt_gaps": (_I64, [_P]),
@@ -87,6 +88,10 @@ class RtCallback:
         if rc != 0:
             raise RuntimeError(f"JACK refused the process callback (error {rc})")
         self._midi_read = 0
+
+    def extend(self, frame32: int) -> int:
+        """A 32-bit JACK frame time on the callback's 64-bit count (no wrap after 25 hours)."""
+        return self.lib.rt_extend(self.s, frame32)
 
     def written(self) -> int:
         return self.lib.rt_written(self.s)

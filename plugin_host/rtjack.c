@@ -69,7 +69,15 @@ typedef struct {
     /* output */
     slot_t slots[N_SLOTS];
     int64_t cycles;
+    int64_t base; /* this cycle's first frame, on 64 bits (JACK's 32-bit frame time wraps after ~25 h at 48 kHz) */
 } rt_state;
+
+/* A 32-bit JACK frame time on the 64-bit count that `ref` is on: the nearest such frame. */
+static int64_t extend_frame(int64_t ref, jack_nframes_t frame)
+{
+    int32_t delta = (int32_t)(frame - (uint32_t)ref);
+    return ref + delta;
+}
 
 static void ring_put(rt_state *s, const float *x, int64_t n)
 {
@@ -86,7 +94,8 @@ static void ring_put(rt_state *s, const float *x, int64_t n)
 static int process(jack_nframes_t nframes, void *arg)
 {
     rt_state *s = (rt_state *)arg;
-    int64_t base = (int64_t)jack_last_frame_time(s->client), n = nframes;
+    int64_t base = extend_frame(s->base, jack_last_frame_time(s->client)), n = nframes;
+    __atomic_store_n(&s->base, base, __ATOMIC_RELEASE);
 
     /* input */
     const float *in = (const float *)jack_port_get_buffer(s->in, nframes);
@@ -163,6 +172,7 @@ int rt_attach(rt_state *s, jack_client_t *client, jack_port_t *in, jack_port_t *
 {
     memset(s, 0, sizeof(*s));
     s->client = client;
+    s->base = (int64_t)jack_last_frame_time(client); /* JACK's count since the server started */
     s->in = in;
     s->out = out;
     s->midi = midi;
@@ -178,6 +188,7 @@ int rt_attach(rt_state *s, jack_client_t *client, jack_port_t *in, jack_port_t *
 /* Publish a clip in slot k (len 0 empties it). Only Python calls this, from one thread. */
 void rt_slot_set(rt_state *s, int k, int64_t start, int64_t len, const float *data)
 {
+    if (k < 0 || k >= N_SLOTS) return;
     slot_t *sl = &s->slots[k];
     int32_t spare = 1 - sl->cur;
     __atomic_store_n(&sl->seq, sl->seq + 1, __ATOMIC_RELEASE); /* odd: publishing */
@@ -189,6 +200,8 @@ void rt_slot_set(rt_state *s, int k, int64_t start, int64_t len, const float *da
     __atomic_store_n(&sl->seq, sl->seq + 1, __ATOMIC_RELEASE); /* even: done */
 }
 
+/* The current 32-bit frame time (jack_frame_time) on the callback's 64-bit count. */
+int64_t rt_extend(rt_state *s, uint32_t frame) { return extend_frame(__atomic_load_n(&s->base, __ATOMIC_ACQUIRE), frame); }
 int64_t rt_written(rt_state *s) { return __atomic_load_n(&s->written, __ATOMIC_ACQUIRE); }
 int64_t rt_first_frame(rt_state *s) { return __atomic_load_n(&s->first_frame, __ATOMIC_ACQUIRE); }
 int64_t rt_gaps(rt_state *s) { return __atomic_load_n(&s->gaps, __ATOMIC_RELAXED); }

@@ -30,6 +30,7 @@ class Loaded:
     osc: object
     settings: object
     listen: object
+    controls: object  # what OSC and MIDI set; outlives a reconnection
 
 
 def load(args) -> Loaded:
@@ -71,7 +72,8 @@ def load(args) -> Loaded:
     settings = EngineSettings(turn_bars=args.turn_bars, answer_bars=args.turn_bars, mode=args.mode,
                               input_latency_ms=args.input_latency_ms, output_latency_ms=args.output_latency_ms,
                               on_clock_stop=args.on_clock_stop, seed=args.seed)
-    return Loaded(flow, voice, fx, style, Comeback(flow), osc, settings, ListenSettings(recognize=not args.no_recognize))
+    return Loaded(flow, voice, fx, style, Comeback(flow), osc, settings, ListenSettings(recognize=not args.no_recognize),
+                  controls)
 
 
 def connect(args, loaded: Loaded):
@@ -83,19 +85,24 @@ def connect(args, loaded: Loaded):
 
     meter = Meter()
     holder = {}
+
+    def on_midi(msg) -> None:  # MIDI may arrive before the engine exists: it has nobody to go to yet
+        engine = holder.get("engine")
+        if engine is not None:
+            engine.on_midi(msg)
     if args.backend == "portaudio":
         from plugin_host.portaudio_io import DeviceError, PortAudioDuplex
 
         try:
             wants_midi = args.clock == "midi" or args.midi_in or args.midi_api
             audio = PortAudioDuplex(args.device, args.sample_rate, args.block_size,
-                                    on_midi=(lambda m: holder["engine"].on_midi(m)) if wants_midi else None,
+                                    on_midi=on_midi if wants_midi else None,
                                     midi_in=args.midi_in, midi_api=args.midi_api)
         except DeviceError as e:
             raise UsageError(str(e)) from None
     else:
         try:
-            audio = JackAudio(args.client_name, midi=True, on_midi=lambda m: holder["engine"].on_midi(m))
+            audio = JackAudio(args.client_name, midi=True, on_midi=on_midi)
         except RuntimeError as e:
             raise UsageError(f"{e}. Or use the system's audio device: --backend portaudio --device NAME") from None
     try:
@@ -116,7 +123,8 @@ def connect(args, loaded: Loaded):
         audio.close()
         raise UsageError(str(e)) from None
     engine = holder["engine"] = Engine(audio, clock, loaded.comeback, loaded.flow, loaded.voice, loaded.fx,
-                                       loaded.style, loaded.settings, loaded.osc, listen=loaded.listen)
+                                       loaded.style, loaded.settings, loaded.osc, listen=loaded.listen,
+                                       controls=loaded.controls)
     if args.clock == "internal":
         clock.start(audio.now_frame() / audio.sr)
     return audio, engine

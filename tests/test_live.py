@@ -28,6 +28,15 @@ def test_ring_keeps_frame_times_through_gaps_and_wraps():
     assert len(got) == 10 and ring.overruns == 1
 
 
+def test_frame_times_do_not_wrap_after_a_day():
+    from plugin_host.audio_io import extend_frame
+
+    day = (1 << 32) - 1000  # JACK's 32-bit frame time, 24.8 hours into a 48 kHz server
+    assert extend_frame(day, (day + 3000) & 0xFFFFFFFF) == day + 3000  # past the wrap: still counting up
+    assert extend_frame(day + 3000, day) == day  # a frame a little earlier stays earlier
+    assert extend_frame(5, 2) == 2 and extend_frame(0, 512) == 512
+
+
 def test_schedule_places_clips_on_their_frames_across_cycles():
     sched = ClipSchedule(n_slots=4)
     clip = np.arange(1, 11, dtype=np.float32)  # 10 samples from frame 1005
