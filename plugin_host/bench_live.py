@@ -142,12 +142,14 @@ class LiveRig:
 
     def __init__(self, bpm: float = 120.0, turn_bars: int = 1, jitter_percent: float = 5.0, sr: int = 48000,
                  period: int = 512, seed: int = 0, given_text: bool = True, speculate: bool = True,
-                 on_clock_stop: str = "stop", realtime: bool = True, osc: bool = False, mode: str = "auto") -> None:
+                 on_clock_stop: str = "stop", realtime: bool = True, osc: bool = False, mode: str = "auto",
+                 gap_bars: int = 0) -> None:
         if not have_jack_tools():
             raise RigError("the live rig needs jackd (Debian: apt install jackd2)")
         self.bpm, self.turn_bars, self.sr, self.period = bpm, turn_bars, sr, period
         self.jitter, self.seed, self.given_text, self.speculate = jitter_percent, seed, given_text, speculate
         self.on_clock_stop, self.realtime, self.use_osc, self.mode = on_clock_stop, realtime, osc, mode
+        self.gap_bars = gap_bars
         self.osc = None
         self.osc_applied = 0  # OSC messages cypher's server has applied
 
@@ -176,7 +178,8 @@ class LiveRig:
             self.flow = load_flow("boom-bap")
             self.clock = MidiClockFollower()
             settings = EngineSettings(turn_bars=self.turn_bars, answer_bars=self.turn_bars, seed=self.seed,
-                                      speculate=self.speculate, on_clock_stop=self.on_clock_stop, mode=self.mode)
+                                      speculate=self.speculate, on_clock_stop=self.on_clock_stop, mode=self.mode,
+                                      gap_bars=self.gap_bars)
             comeback = Comeback(self.flow)
             self.audio = JackAudio("cypher", midi=True, on_midi=lambda m: self.engine.on_midi(m))
             # With the words given (as over OSC), the recogniser stays off: pocketsphinx holds
@@ -277,7 +280,8 @@ class LiveRig:
         elif self.given_text:
             self.engine.controls.opponent_text = verse  # as an external recogniser would send it over OSC
         self._ask("play", start, clip)
-        return first + self.turn_bars * bpb, start + max(s.end_sample for s in take.performance.syllables)
+        due = first + (self.turn_bars + self.gap_bars) * bpb
+        return due, start + max(s.end_sample for s in take.performance.syllables)
 
     def _answer(self, downbeat: float):
         """The turn answered on `downbeat`, or after it if the verse ran on past it (waits for it)."""

@@ -205,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--fx", help="fx preset (preset: battle)")
     serve.add_argument("--turn-bars", type=int, help="bars in a turn, theirs and ours (preset: 4)")
     serve.add_argument("--manual", action="store_true", help="the same as --mode manual")
+    serve.add_argument("--gap-bars", type=int, metavar="N",
+                       help="answer on the downbeat that ends their turn (0) or leave N bars of breath first, 1-4 "
+                            "(auto and manual modes; preset: 0)")
     serve.add_argument("--on-clock-stop", choices=["stop", "finish-bar"],
                        help="the host stops mid-answer: stop at once, or finish the bar under way (preset: stop)")
     serve.add_argument("--no-recognize", action="store_true",

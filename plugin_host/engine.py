@@ -58,6 +58,7 @@ class EngineSettings:
     output_latency_ms: float = 0.0  # and on the way out
     speculate: bool = True  # write the answer during the turn's last beats
     on_clock_stop: str = "stop"  # the host stops mid-answer: "stop" now, or "finish-bar" in progress
+    gap_bars: int = 0  # answer on the next downbeat (0) or leave this many bars' breath first (auto, manual)
     seed: int = 0
 
     @property
@@ -67,6 +68,8 @@ class EngineSettings:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if not 0 <= self.gap_bars <= 4 or (self.gap_bars and self.mode == "battle"):
+            raise ValueError(f"gap_bars must be 0-4 (0 in battle mode, whose grid sets the turns), got {self.gap_bars}")
         if self.on_clock_stop not in ON_CLOCK_STOP:
             raise ValueError(f"on_clock_stop must be one of {', '.join(ON_CLOCK_STOP)}, got {self.on_clock_stop!r}")
 
@@ -329,7 +332,8 @@ class Engine:
         one's place only if it is ready in time."""
         opponent = self._opponent_bars(self._listener.heard())
         old = self._spec
-        start = self.frame_of_beat(self._turn_end_beat - PREROLL_BEATS)
+        downbeat = self._turn_end_beat + self.s.gap_bars * float(self.clock.meter.beats_per_bar)
+        start = self.frame_of_beat(downbeat - PREROLL_BEATS)
         too_late = again and start - self.audio.now_frame() < RESPECULATE_MIN_S * self.sr  # no time to write
         if not opponent or too_late or (again and old is not None and old.opponent == opponent):
             self._spec = replace(old, again=True) if old is not None else _Spec(opponent, again=again)
@@ -346,7 +350,7 @@ class Engine:
             slot = old.slot
         elif self.s.auto:
             slot = self.audio.schedule.add(start, take.wet)
-        self._spec = _Spec(opponent, texts, take, slot, self._turn_end_beat, self.audio.now_frame(), start, again)
+        self._spec = _Spec(opponent, texts, take, slot, downbeat, self.audio.now_frame(), start, again)
 
     def _command(self, cmd: str) -> None:
         if cmd in ("turn/respond", "midi") and self.state != "responding":
@@ -385,7 +389,7 @@ class Engine:
         self._refresh_fallbacks(force=not self._fallbacks)
         bpb = float(self.clock.meter.beats_per_bar)
         heard = self._listener.finish() if self._listener.state == "verse" else self._listener.heard()
-        target = self.clock.next_downbeat(decided / self.sr + self.s.lead_s)
+        target = self.clock.next_downbeat(decided / self.sr + self.s.lead_s) + self.s.gap_bars * bpb
         turn = Turn(trigger, verse_end_frame, decided, target, self.frame_of_beat(target - PREROLL_BEATS),
                     heard_text=heard.text)
         self._current = turn

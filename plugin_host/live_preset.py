@@ -10,6 +10,8 @@
     voice = "mc"
     fx = "battle"
     on_clock_stop = "stop"    # or "finish-bar"
+    gap_bars = 0              # 0: answer on the downbeat that ends their turn; 1-4: leave bars of breath first
+                              # (auto and manual; battle mode's grid sets the turns)
     input_latency_ms = 0.0    # -500..500: latency the engine cannot see
     output_latency_ms = 0.0
 
@@ -38,6 +40,7 @@ class LivePreset:
     voice: str = "mc"
     fx: str = "battle"
     on_clock_stop: str = "stop"
+    gap_bars: int = 0
     input_latency_ms: float = 0.0
     output_latency_ms: float = 0.0
 
@@ -69,6 +72,8 @@ def load_live_preset(name: str) -> LivePreset:
         raise UsageError(f"{where}: turn_bars must be 1-16, got {p.turn_bars}")
     if p.on_clock_stop not in ON_CLOCK_STOP:
         raise UsageError(f"{where}: on_clock_stop {p.on_clock_stop!r} is not one of {', '.join(ON_CLOCK_STOP)}")
+    if not 0 <= p.gap_bars <= 4 or (p.gap_bars and p.mode == "battle"):
+        raise UsageError(f"{where}: gap_bars must be 0-4, and 0 in battle mode (its grid sets the turns); got {p.gap_bars}")
     for key in ("input_latency_ms", "output_latency_ms"):
         if not -500 <= getattr(p, key) <= 500:
             raise UsageError(f"{where}: {key} must be -500..500 ms, got {getattr(p, key):g}")

@@ -48,13 +48,15 @@ def load(args) -> Loaded:
         if args.mode not in (None, "manual"):
             raise UsageError(f"--manual and --mode {args.mode} disagree: give one of them")
         args.mode = "manual"
-    for key in ("mode", "style", "flow", "voice", "fx", "turn_bars", "on_clock_stop", "input_latency_ms",
+    for key in ("mode", "style", "flow", "voice", "fx", "turn_bars", "on_clock_stop", "gap_bars", "input_latency_ms",
                 "output_latency_ms"):
         if getattr(args, key) is None:  # not given: the preset's
             setattr(args, key, getattr(preset, key))
     flow, voice, fx, style = load_flow(args.flow), load_voice(args.voice), load_fx(args.fx), load_style(args.style)
     if not 1 <= args.turn_bars <= 16:
         raise UsageError(f"--turn-bars must be 1-16, got {args.turn_bars}")
+    if not 0 <= args.gap_bars <= 4 or (args.gap_bars and args.mode == "battle"):
+        raise UsageError(f"--gap-bars must be 0-4, and 0 in battle mode (its grid sets the turns); got {args.gap_bars}")
     if args.backend == "portaudio":
         jack_flags = [f for f, v in (("--audio-in", args.audio_in), ("--audio-out", args.audio_out)) if v]
         if jack_flags:
@@ -71,7 +73,7 @@ def load(args) -> Loaded:
         raise UsageError(f"OSC port {args.osc_port}: {e} (choose another with --osc-port, or 0 for none)") from None
     settings = EngineSettings(turn_bars=args.turn_bars, answer_bars=args.turn_bars, mode=args.mode,
                               input_latency_ms=args.input_latency_ms, output_latency_ms=args.output_latency_ms,
-                              on_clock_stop=args.on_clock_stop, seed=args.seed)
+                              on_clock_stop=args.on_clock_stop, gap_bars=args.gap_bars, seed=args.seed)
     return Loaded(flow, voice, fx, style, Comeback(flow), osc, settings, ListenSettings(recognize=not args.no_recognize),
                   controls)
 

@@ -110,6 +110,18 @@ def test_controls_sent_mid_turn_steer_the_next_turn():
 
 
 @needs_jack
+def test_a_gap_bar_answers_on_the_bar_after():
+    from plugin_host.bench_live import LiveRig
+
+    with LiveRig(bpm=120, turn_bars=1, gap_bars=1) as rig:
+        due, _ = rig._play_verse(VERSES[0], "rival")
+        turn = rig._answer(due)
+        r_frame, downbeat = turn.start_frame, turn.downbeat_beat
+    assert downbeat == due and turn.fallback_bars == 0  # a bar of breath, then the answer written ahead
+    assert abs(r_frame - rig.true_frame(downbeat - 1)) / rig.sr < 0.002
+
+
+@needs_jack
 def test_battle_mode_alternates_on_the_bar_grid():
     from plugin_host.bench_live import LiveRig
 

@@ -23,6 +23,7 @@ def test_the_shipped_presets_load():
     ("tempo = 90", "unknown key 'tempo'; valid keys: description, mode, turn_bars"),
     ('on_clock_stop = "pause"', "on_clock_stop 'pause' is not one of stop, finish-bar"),
     ("output_latency_ms = 900", "output_latency_ms must be -500..500 ms, got 900"),
+    ('mode = "battle"\ngap_bars = 1', "gap_bars must be 0-4, and 0 in battle mode"),
     ("mode = ", "not valid TOML"),
 ])
 def test_a_bad_preset_names_the_problem(tmp_path, body, message):
