@@ -308,7 +308,8 @@ class LiveRig:
         due, voice_end = self._play_verse(verse, voice)
         turn = self._answer(due)
         self._wait(lambda: self.audio.now_frame() > turn.end_frame + self.period * 2, 60.0, "the answer did not play out")
-        self._wait(lambda: self.engine.state == "idle", 10.0, "the engine did not return to idle")
+        # done answering (in battle mode "idle" lasts one step: their turn begins at once)
+        self._wait(lambda: self.engine.state != "responding", 10.0, "the engine did not finish answering")
         queued = None if turn.queued_frame is None else (turn.queued_frame - voice_end) / self.sr * 1000
         errors, exact = [], False
         if turn.first_bar is not None:  # the written first bar, as it was queued
