@@ -188,9 +188,12 @@ class Engine:
         # what is loaded now stays out of collections.
         gc.collect()
         gc.freeze()
-        while not stop.is_set() and not self.audio.server_gone:
-            self.step()
-            stop.wait(period_s)  # the engine thread may wait; timing lives in frame numbers
+        try:
+            while not stop.is_set() and not self.audio.server_gone:
+                self.step()
+                stop.wait(period_s)  # the engine thread may wait; timing lives in frame numbers
+        finally:
+            gc.unfreeze()  # collectable again once stopped (what the engine held can be freed)
 
     def step(self) -> None:
         self.clock.poll()  # Link: the session's tempo and phase, on JACK's frame time

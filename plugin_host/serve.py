@@ -3,6 +3,7 @@ over OSC and MIDI. If the server or device goes away, it says so and connects ag
 when it is back; what is loaded (presets, the writer, OSC) stays."""
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -196,4 +197,8 @@ def serve(args) -> int:
         if loaded.osc is not None:
             loaded.osc.close()
     print(("\n" if tty else "") + "cypher serve: " + last_status, file=sys.stderr)
+    # Free the engine (its resamplers) before the interpreter goes: extension types still
+    # alive at exit print leak reports.
+    audio = engine = loaded = None
+    gc.collect()
     return 0 if connected else 1
