@@ -219,7 +219,10 @@ def _expected_mnemonics(phones: Sequence[str]) -> list[str]:
     return [m for _, body in _syllable_mnemonics(phones) for m in body]
 
 
-@functools.lru_cache(maxsize=1024)
+# A line at 48 kHz is about half a megabyte: 32 keep the fallback bars and a verse or two
+# warm (a tempo change renders them again from here) in ~16 MB. 1024 grew a live engine by
+# 0.8 MB a turn for an hour (every answer is new text, so a big cache only holds memory).
+@functools.lru_cache(maxsize=32)
 def _synth_line(line: tuple[tuple[str, ...], ...], voice: Voice, sr: int) -> Synthesis:
     raw = espeak.synth(
         "[[" + " ".join(to_espeak(phones) for phones in line) + "]]",
