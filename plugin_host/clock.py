@@ -26,7 +26,7 @@ SIXTEENTHS_PER_BEAT = 4
 TICKS_PER_SPP_UNIT = 6  # Song Position Pointer counts 16ths ("MIDI beats")
 GAP_PERIODS = 2.5  # a silence this many tick periods long restarts the fit (the master paused)
 LOST_PERIODS = 1.5  # a gap this many periods long means a tick was lost
-LOST_MIN_TICKS = 8  # count lost ticks only once the tempo is known from this many (stamps may jitter)
+LOST_MIN_TICKS = 8  # count lost ticks once a tempo has been fitted to this many (arrival stamps jitter at first)
 DUPLICATE_PERIODS = 0.25  # a tick this soon after the last one is a duplicate and is dropped
 
 
@@ -157,6 +157,7 @@ class MidiClockFollower(Clock):
         self.ticks_total = 0
         self.duplicates = 0
         self.lost = 0  # ticks that never arrived, counted in from the gap they left
+        self._period_ticks = 0  # the most ticks a tempo fit has used (a restart keeps the period it had)
 
     # -- message handlers (each O(window_ticks)) -------------------------------------------
     def tick(self, t: float) -> None:
@@ -164,7 +165,7 @@ class MidiClockFollower(Clock):
         if self._n and t - self._last_t < DUPLICATE_PERIODS * self.period:
             self.duplicates += 1  # two ticks at once: a master's double send, not a tempo
             return
-        if self._n >= LOST_MIN_TICKS and t - self._last_t > LOST_PERIODS * self.period:
+        if self._n >= 2 and self._period_ticks >= LOST_MIN_TICKS and t - self._last_t > LOST_PERIODS * self.period:
             # Ticks went missing on the way (a running master never pauses without Stop):
             # count them, or every later beat would fall that many ticks late.
             missing = int(round((t - self._last_t) / self.period)) - 1
@@ -237,6 +238,7 @@ class MidiClockFollower(Clock):
         if slope <= 0:
             return
         self.period = slope
+        self._period_ticks = max(self._period_ticks, self._n)
         self._intercept = ym - slope * xm
         self.bpm = 60.0 / (slope * PPQN)
 

@@ -401,6 +401,12 @@ class Engine:
         if not opponent:
             log.warning("no words were heard: the answer is fallback bars")
         spec, self._spec = self._spec, None
+        if (spec is not None and spec.slot is not None and spec.downbeat is not None and spec.downbeat < target
+                and self.clock.time_of(spec.downbeat) > decided / self.sr):
+            # The bar written ahead is in place already (its clip started a beat early): the
+            # lead a new clip needs does not apply, and its downbeat is still to come.
+            target = spec.downbeat
+            turn.downbeat_beat, turn.start_frame = target, spec.start_frame
         aimed = bool(spec is not None and spec.slot is not None and spec.texts and spec.downbeat == target
                      and self._drift_ms(spec.take) <= MAX_DRIFT_MS)
         ready = aimed and spec.opponent == opponent
