@@ -26,7 +26,7 @@ SIXTEENTHS_PER_BEAT = 4
 TICKS_PER_SPP_UNIT = 6  # Song Position Pointer counts 16ths ("MIDI beats")
 GAP_PERIODS = 2.5  # a silence this many tick periods long restarts the fit (the master paused)
 LOST_PERIODS = 1.5  # a gap this many periods long means a tick was lost
-LOST_MIN_TICKS = 8  # count lost ticks once a tempo has been fitted to this many (arrival stamps jitter at first)
+ARRIVAL_LOST_AFTER_TICKS = 8  # ticks stamped on arrival: count lost ones only once a fit used this many
 DUPLICATE_PERIODS = 0.25  # a tick this soon after the last one is a duplicate and is dropped
 
 
@@ -136,7 +136,7 @@ class MidiClockFollower(Clock):
     """
 
     def __init__(self, meter: Meter = Meter(), window_ticks: int = 96, change_ticks: int = 4,
-                 change_tolerance: float = 0.25) -> None:
+                 change_tolerance: float = 0.25, lost_after_ticks: int = 2) -> None:
         super().__init__(meter)
         if window_ticks < 3:
             raise ValueError("window_ticks must be at least 3")
@@ -158,6 +158,9 @@ class MidiClockFollower(Clock):
         self.duplicates = 0
         self.lost = 0  # ticks that never arrived, counted in from the gap they left
         self._period_ticks = 0  # the most ticks a tempo fit has used (a restart keeps the period it had)
+        # Count lost ticks once a fit has used this many: 2 for exact stamps (JACK MIDI); more
+        # where ticks are stamped on arrival and the first pair may come half a period apart.
+        self.lost_after_ticks = lost_after_ticks
 
     # -- message handlers (each O(window_ticks)) -------------------------------------------
     def tick(self, t: float) -> None:
@@ -165,7 +168,7 @@ class MidiClockFollower(Clock):
         if self._n and t - self._last_t < DUPLICATE_PERIODS * self.period:
             self.duplicates += 1  # two ticks at once: a master's double send, not a tempo
             return
-        if self._n >= 2 and self._period_ticks >= LOST_MIN_TICKS and t - self._last_t > LOST_PERIODS * self.period:
+        if self._n >= 2 and self._period_ticks >= self.lost_after_ticks and t - self._last_t > LOST_PERIODS * self.period:
             # Ticks went missing on the way (a running master never pauses without Stop):
             # count them, or every later beat would fall that many ticks late.
             missing = int(round((t - self._last_t) / self.period)) - 1

@@ -83,7 +83,7 @@ def connect(args, loaded: Loaded):
     """(audio, engine): the audio opened and wired as the flags say, a clock on its frame
     time, an engine over both. Raises UsageError naming the fix."""
     from plugin_host.audio_io import JackAudio
-    from plugin_host.clock import InternalClock, Meter, MidiClockFollower
+    from plugin_host.clock import ARRIVAL_LOST_AFTER_TICKS, InternalClock, Meter, MidiClockFollower
     from plugin_host.engine import Engine
 
     meter = Meter()
@@ -115,7 +115,10 @@ def connect(args, loaded: Loaded):
             # Link's timeline, read on the audio's frame time: beats become frames directly
             clock = LinkClock(args.bpm, meter, host_now=lambda: audio.now_frame() / audio.sr)
         else:
-            clock = InternalClock(args.bpm, meter) if args.clock == "internal" else MidiClockFollower(meter)
+            # MIDI beside a PortAudio device is stamped on arrival (jitter); JACK's is exact
+            lost_after = ARRIVAL_LOST_AFTER_TICKS if args.backend == "portaudio" else 2
+            clock = (InternalClock(args.bpm, meter) if args.clock == "internal"
+                     else MidiClockFollower(meter, lost_after_ticks=lost_after))
         for port in [args.audio_in] if args.audio_in else []:
             audio.connect(port, audio.inport.name)
         for port in args.audio_out or []:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from plugin_host.clock import InternalClock, Meter, MidiClockFollower
+from plugin_host.clock import ARRIVAL_LOST_AFTER_TICKS, InternalClock, Meter, MidiClockFollower
 from plugin_host.midi_parse import MidiParser, drive_clock
 
 
@@ -62,7 +62,7 @@ def test_follower_tempo_and_phase_under_jitter(bpm, jitter):
 def test_follower_is_not_fooled_by_a_late_first_tick():
     """Ticks stamped as they arrive (MIDI beside a PortAudio device): the first two came
     half a period apart. Not lost ticks, not double tempo: 120 BPM within a bar."""
-    f = MidiClockFollower()
+    f = MidiClockFollower(lost_after_ticks=ARRIVAL_LOST_AFTER_TICKS)
     f.start()
     period = 60 / 120 / 24
     times = [0.0, period / 2] + [period * k + (0.004 if k % 2 else -0.003) for k in range(2, 120)]

@@ -71,12 +71,12 @@ def test_a_midi_clock_beside_a_device():
     stamped on the stream's frames as it arrives."""
     import jack
 
-    from plugin_host.clock import MidiClockFollower
+    from plugin_host.clock import ARRIVAL_LOST_AFTER_TICKS, MidiClockFollower
     from plugin_host.jack_rig import GridClockMaster
     from plugin_host.midi_parse import drive_clock
     from plugin_host.portaudio_io import PortAudioDuplex
 
-    clock = MidiClockFollower()
+    clock = MidiClockFollower(lost_after_ticks=ARRIVAL_LOST_AFTER_TICKS)
     with JackServer("cypher-pa-midi", sr=48000, period=512):
         pa = PortAudioDuplex("system", on_midi=lambda m: drive_clock(clock, m), midi_api="jack")
         look = jack.Client("look", no_start_server=True)
