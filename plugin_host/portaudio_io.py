@@ -155,11 +155,6 @@ class PortAudioDuplex:
         base, t = self._stamp
         return base + int((monotonic() - t) * self.sr) if t else base
 
-    @property
-    def latency_s(self) -> tuple[float, float]:
-        """(input, output) latency PortAudio reports for the stream."""
-        return tuple(self.stream.latency)
-
     def close(self) -> None:
         global _open_streams
         if getattr(self, "midi", None) is not None:

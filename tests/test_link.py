@@ -6,7 +6,19 @@ import pytest
 link = pytest.importorskip("link")  # the link extra; the test extra pulls it in
 
 from conftest import wait_until as _until  # noqa: E402
+from plugin_host.jack_rig import have_jack_tools  # noqa: E402
 from plugin_host.link_clock import LinkClock  # noqa: E402
+
+needs_jack = pytest.mark.skipif(not have_jack_tools(), reason="needs jackd")
+
+
+def _daw_plays(daw, bpm: float, playing: bool = True) -> None:
+    """The DAW peer sets the session's tempo and play state, as Live's transport would."""
+    state = daw.captureAppSessionState()
+    now = daw.clock().micros()
+    state.setTempo(bpm, now)
+    state.setIsPlaying(playing, now)
+    daw.commitAppSessionState(state)
 
 
 def test_follows_a_link_session():
@@ -24,11 +36,7 @@ def test_follows_a_link_session():
         assert _until(joined)
         time.sleep(0.5)
         # the DAW changes tempo and starts playing: we follow both
-        state = daw.captureAppSessionState()
-        now = daw.clock().micros()
-        state.setTempo(93.0, now)
-        state.setIsPlaying(True, now)
-        daw.commitAppSessionState(state)
+        _daw_plays(daw, 93.0)
 
         def following():
             ours.update()
@@ -47,7 +55,7 @@ def test_follows_a_link_session():
         daw.enabled = False
 
 
-@pytest.mark.skipif(not __import__("plugin_host.jack_rig").jack_rig.have_jack_tools(), reason="needs jackd")
+@needs_jack
 def test_link_beats_on_jack_frames():
     """The live engine's view: Link's timeline read on JACK's frame time (`cypher serve --clock link`)."""
     from plugin_host.audio_io import JackAudio
@@ -62,10 +70,7 @@ def test_link_beats_on_jack_frames():
         try:
             assert _until(lambda: ours.peers >= 1 and daw.numPeers() >= 1), "the two Link peers never met"
             time.sleep(0.5)  # the join settles one shared timeline first
-            state = daw.captureAppSessionState()
-            state.setTempo(97.0, daw.clock().micros())
-            state.setIsPlaying(True, daw.clock().micros())
-            daw.commitAppSessionState(state)
+            _daw_plays(daw, 97.0)
 
             def following():
                 ours.poll()
@@ -80,9 +85,7 @@ def test_link_beats_on_jack_frames():
                 assert abs(ours.beat_at(frame / audio.sr) - daw_beat) * 60 / 97.0 < 0.001
                 time.sleep(0.2)
                 ours.poll()
-            state = daw.captureAppSessionState()
-            state.setIsPlaying(False, daw.clock().micros())
-            daw.commitAppSessionState(state)
+            _daw_plays(daw, 97.0, playing=False)
 
             def stopped():
                 ours.poll()
@@ -95,7 +98,7 @@ def test_link_beats_on_jack_frames():
             daw.enabled = False
 
 
-@pytest.mark.skipif(not __import__("plugin_host.jack_rig").jack_rig.have_jack_tools(), reason="needs jackd")
+@needs_jack
 def test_serve_joins_the_link_session():
     import os
     import subprocess
