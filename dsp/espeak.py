@@ -103,7 +103,9 @@ class _Espeak:
 
     def _on_audio(self, wav, n_samples, events) -> int:
         if n_samples > 0:
-            self._chunks.append(np.ctypeslib.as_array(wav, shape=(n_samples,)).copy())
+            # string_at copies the bytes; np.ctypeslib.as_array would make (and ctypes keep
+            # forever) a new array type for every chunk length: a slow leak over a night.
+            self._chunks.append(np.frombuffer(ctypes.string_at(wav, 2 * n_samples), dtype=np.int16))
         i = 0
         while events[i].type != 0:  # espeakEVENT_LIST_TERMINATED
             ev = events[i]
@@ -130,9 +132,8 @@ class _Espeak:
 
     def synth(self, text: str) -> RawSynthesis:
         self._chunks, self._events = [], []
-        data = text.encode("utf-8") + b"\0"
-        buf = ctypes.create_string_buffer(data)
-        err = self.lib.espeak_Synth(buf, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _PHONEMES_INPUT, None, None)
+        data = text.encode("utf-8") + b"\0"  # handed over as is: a string buffer would add a ctypes type per length
+        err = self.lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _PHONEMES_INPUT, None, None)
         if err != 0:
             raise EspeakError(f"espeak-ng could not synthesize {text!r} (error {err})")
         audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)

@@ -169,7 +169,7 @@ def word(text: str) -> Word:
     return Word(text, phones, syllabify(phones), source)
 
 
-@functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=2048)
 def _words(text: str) -> tuple[Word, ...]:
     return tuple(word(w) for w in normalize_words(text))
 

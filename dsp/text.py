@@ -88,7 +88,7 @@ def normalize_words(text: str) -> list[str]:
     return list(_normalize(text))
 
 
-@functools.lru_cache(maxsize=16384)  # the writer and critic see the same bars many times
+@functools.lru_cache(maxsize=2048)  # the writer and critic see the same bars many times (bounded: ~2 KB a bar with phonetics._words)
 def _normalize(text: str) -> tuple[str, ...]:
     text = text.replace("\u2019", "'").replace("\u2018", "'")
     # Accented Latin letters keep their base letter (café -> cafe); other scripts drop out.

@@ -13,8 +13,10 @@ times. Without the compiled part the same work runs in a Python callback.
 """
 from __future__ import annotations
 
+from collections import deque
 import logging
 import threading
+import time
 from typing import Callable
 
 import numpy as np
@@ -37,12 +39,12 @@ class InputRing:
     """A single-writer, single-reader ring of mono float32 samples stamped with frame times."""
 
     def __init__(self, capacity: int) -> None:
-        self.buf = np.zeros(capacity, np.float32)
+        self.buf = np.full(capacity, 0.0, np.float32)  # every page written now, not in the callback
         self.written = 0  # samples ever written
         self.first_frame: int | None = None  # JACK frame of sample 0
         self.overruns = 0
         self.gaps = 0
-        self._zeros = np.zeros(capacity, np.float32)
+        self._zeros = np.full(capacity, 0.0, np.float32)
 
     def write(self, x: np.ndarray, frame: int) -> None:
         if self.first_frame is None:
@@ -166,6 +168,29 @@ class ClipSchedule:
             out[a : a + k] += clip[c : c + k]
 
 
+class CycleLateness:
+    """A Python process callback's share of the xruns: `begin()` at its start, `end()` at
+    its end. Counts cycles it began after half the period had gone (it waited: for the
+    GIL, for the processor, for clients before it) and cycles whose own work took more
+    than half the period. The C callback counts the same (`RtCallback.lateness`)."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.late_starts = self.slow_cycles = 0
+        self._began = 0
+
+    def begin(self) -> None:
+        self._began = self.client.frames_since_cycle_start
+
+    def end(self, frames: int) -> None:
+        ended = self.client.frames_since_cycle_start
+        self.late_starts += 2 * self._began > frames
+        self.slow_cycles += 2 * (ended - self._began) > frames
+
+    def counts(self) -> tuple[int, int]:
+        return self.late_starts, self.slow_cycles
+
+
 class JackAudio:
     """A JACK client: audio `in`, audio `out`, and optionally MIDI `midi_in` for the clock.
     The process callback is C when it was built (`self.rt` is then not None)."""
@@ -191,9 +216,11 @@ class JackAudio:
         self.parser = MidiParser()
         self.on_midi = on_midi
         self.xruns = 0
+        self.xrun_times: deque[float] = deque(maxlen=256)  # the latest xruns, on time.monotonic()
         self.server_gone = False
         self.client.set_xrun_callback(self._xrun)
         self.client.set_shutdown_callback(self._shutdown)
+        self._lateness = CycleLateness(self.client)
         lib = rt_callback.load()
         self.rt = None
         if lib is not None:
@@ -212,11 +239,18 @@ class JackAudio:
 
     def _xrun(self, delay_usecs: float) -> None:
         self.xruns += 1
+        self.xrun_times.append(time.monotonic())  # told on JACK's notification thread, soon after
 
     def _shutdown(self, status, reason) -> None:
         self.server_gone = True
 
+    def lateness(self) -> tuple[int, int]:
+        """(cycles the process callback began after half the period, cycles its own work
+        took more than half): when the graph has an xrun, the client that was late."""
+        return self.rt.lateness() if self.rt is not None else self._lateness.counts()
+
     def _process(self, frames: int) -> None:
+        self._lateness.begin()
         base = self._base = extend_frame(self._base, self.client.last_frame_time)
         if self.midiport is not None and self.on_midi is not None:
             for offset, data in self.midiport.incoming_midi_events():
@@ -226,6 +260,7 @@ class JackAudio:
         out = self.outport.get_array()
         out.fill(0.0)
         self.schedule.mix_into(out, base)
+        self._lateness.end(frames)
 
     def _poll_midi(self) -> None:
         """MIDI the C callback received, parsed here with its frame times (never late by

@@ -32,6 +32,7 @@ from plugin_host.clock import Clock, InternalClock
 from plugin_host.live_preset import MODES, ON_CLOCK_STOP
 from plugin_host.midi_parse import Message, drive_clock
 from plugin_host.errors import UsageError
+from plugin_host.memory import release_free_memory
 from plugin_host.rap import load_flow, load_fx, load_voice, rap
 
 log = logging.getLogger("cypher.engine")
@@ -249,6 +250,7 @@ class Engine:
             if self.audio.now_frame() >= self._current.end_frame:
                 self._listener = self._new_listener()  # our own turn is not the opponent's
                 self._set_state("idle")
+                release_free_memory()  # the turn's buffers are freed; keep the night's memory flat
         self._refresh_fallbacks()
 
     def _drop_spec(self) -> None:

@@ -64,7 +64,7 @@ class JackServer:
                 time.sleep(0.05)
 
     def messages(self) -> str:
-        """What jackd has printed so far (its xrun reports name the late client)."""
+        """What jackd has printed so far."""
         self.log.flush()
         self.log.seek(0)
         return self.log.read()
@@ -129,6 +129,9 @@ class GridClockMaster:
         self._new_period: float | None = None
         self._next = None  # transport frame of the next (jittered) tick
         self.zero_frame: int | None = None  # JACK frame of transport frame 0, while rolling (the rig's truth)
+        from plugin_host.audio_io import CycleLateness
+
+        self.lateness = CycleLateness(self.client)
         self.client.set_process_callback(self._process)
         self.client.activate()
         self.client.connect(self.out, port)
@@ -145,6 +148,13 @@ class GridClockMaster:
         return self._ideal(k) + self._rng.uniform(-self.jitter, self.jitter) * self.period
 
     def _process(self, frames: int) -> None:
+        self.lateness.begin()
+        try:
+            self._tick(frames)
+        finally:
+            self.lateness.end(frames)
+
+    def _tick(self, frames: int) -> None:
         import jack
 
         self.out.clear_buffer()
@@ -180,3 +190,68 @@ class GridClockMaster:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _watch_for_stalls(conn, stop, period_s: float, threshold_s: float) -> None:
+    """The stall probe's process: wake every `period_s` on absolute deadlines, at a realtime
+    priority above JACK's threads where allowed; send back every wake-up later than
+    `threshold_s` as (deadline on time.monotonic(), seconds late), and whether it ran realtime."""
+    realtime = True
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(STALL_PROBE_PRIORITY))
+    except (OSError, AttributeError):
+        realtime = False
+    stalls = []
+    due, k = time.monotonic(), 0
+    while True:
+        k += 1
+        if k % 100 == 0 and stop.is_set():
+            break
+        due += period_s
+        wait = due - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        late = time.monotonic() - due
+        if late > threshold_s:
+            stalls.append((due, late))
+            due += late  # one stall, one record: count on from here
+    conn.send((stalls, realtime))
+
+
+STALL_PROBE_PRIORITY = 30  # jackd -R runs its thread at 10 and clients at 5 (JACK2's defaults)
+
+
+class StallProbe:
+    """A witness for xruns, for a `with` block: a process of its own that does nothing but
+    wake every millisecond at a realtime priority above every JACK thread, and notes each
+    wake-up more than `threshold_ms` late. When it was late too, nothing in the graph could
+    have run: the machine stalled (a virtual machine's host took the processors, the
+    kernel stopped them), whatever the clients did. `stalls`: [(time.monotonic(), s late)]."""
+
+    def __init__(self, threshold_ms: float = 5.0, period_ms: float = 1.0) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe(duplex=False)
+        self._stop = ctx.Event()
+        self.proc = ctx.Process(target=_watch_for_stalls, args=(child, self._stop, period_ms / 1e3, threshold_ms / 1e3),
+                                daemon=True)
+        self.stalls: list[tuple[float, float]] = []
+        self.realtime = False
+
+    def __enter__(self) -> "StallProbe":
+        self.proc.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._conn.poll(10.0):
+            self.stalls, self.realtime = self._conn.recv()
+        self.proc.join(timeout=5)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+    def explains(self, when: float, before_s: float = 0.1, after_s: float = 0.25) -> bool:
+        """Whether a stall overlaps an xrun told at `when` (time.monotonic()): the stall may
+        end up to `after_s` before JACK's notification thread tells of it."""
+        return any(t - before_s <= when <= t + late + after_s for t, late in self.stalls)

@@ -26,6 +26,8 @@ _SIGNATURES = {
     "rt_first_frame": (_I64, [_P]),
     "rt_gaps": (_I64, [_P]),
     "rt_cycles": (_I64, [_P]),
+    "rt_late_starts": (_I64, [_P]),
+    "rt_slow_cycles": (_I64, [_P]),
     "rt_midi_written": (_I64, [_P]),
     "rt_midi_dropped": (_I64, [_P]),
     "rt_midi_consumed": (None, [_P, _I64]),
@@ -76,9 +78,12 @@ class RtCallback:
     def __init__(self, lib, jack_module, client, inport, outport, midiport, ring_samples: int,
                  midi_events: int = 4096) -> None:
         self.lib = lib
-        self.ring = np.zeros(ring_samples, np.float32)
-        self.midi_frame = np.zeros(midi_events, np.int64)
-        self.midi_bytes = np.zeros(4 * midi_events, np.uint8)
+        # np.zeros maps pages lazily: the callback's first write to each would fault (and
+        # wait on the process's memory lock while another thread maps or frees). full()
+        # writes every page now, here.
+        self.ring = np.full(ring_samples, 0.0, np.float32)
+        self.midi_frame = np.full(midi_events, 0, np.int64)
+        self.midi_bytes = np.full(4 * midi_events, 0, np.uint8)
         self._state = ctypes.create_string_buffer(lib.rt_state_size())
         self.s = ctypes.addressof(self._state)
         midi = _ptr(jack_module, midiport._ptr) if midiport is not None else None
@@ -105,6 +110,11 @@ class RtCallback:
 
     def cycles(self) -> int:
         return self.lib.rt_cycles(self.s)
+
+    def lateness(self) -> tuple[int, int]:
+        """(cycles the callback began after half the period had gone, cycles whose own work
+        took more than half the period): which client an xrun came from."""
+        return self.lib.rt_late_starts(self.s), self.lib.rt_slow_cycles(self.s)
 
     def midi_dropped(self) -> int:
         return self.lib.rt_midi_dropped(self.s)

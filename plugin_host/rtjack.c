@@ -33,6 +33,7 @@ typedef struct {
 extern int jack_set_process_callback(jack_client_t *, int (*)(jack_nframes_t, void *), void *);
 extern void *jack_port_get_buffer(jack_port_t *, jack_nframes_t);
 extern jack_nframes_t jack_last_frame_time(const jack_client_t *);
+extern jack_nframes_t jack_frames_since_cycle_start(const jack_client_t *);
 extern uint32_t jack_midi_get_event_count(void *);
 extern int jack_midi_event_get(jack_midi_event_t *, void *, uint32_t);
 
@@ -69,6 +70,8 @@ typedef struct {
     /* output */
     slot_t slots[N_SLOTS];
     int64_t cycles;
+    int64_t late_starts; /* cycles this callback began after half the period had gone */
+    int64_t slow_cycles; /* cycles in which its own work took more than half the period */
     int64_t base; /* this cycle's first frame, on 64 bits (JACK's 32-bit frame time wraps after ~25 h at 48 kHz) */
 } rt_state;
 
@@ -94,6 +97,7 @@ static void ring_put(rt_state *s, const float *x, int64_t n)
 static int process(jack_nframes_t nframes, void *arg)
 {
     rt_state *s = (rt_state *)arg;
+    jack_nframes_t began = jack_frames_since_cycle_start(s->client); /* for xrun attribution */
     int64_t base = extend_frame(s->base, jack_last_frame_time(s->client)), n = nframes;
     __atomic_store_n(&s->base, base, __ATOMIC_RELEASE);
 
@@ -159,6 +163,9 @@ static int process(jack_nframes_t nframes, void *arg)
     }
     /* published last: frames before first_frame + written are done with, output included */
     __atomic_store_n(&s->written, written + n, __ATOMIC_RELEASE);
+    jack_nframes_t ended = jack_frames_since_cycle_start(s->client);
+    if (2 * began > nframes) __atomic_store_n(&s->late_starts, s->late_starts + 1, __ATOMIC_RELAXED);
+    if (2 * (ended - began) > nframes) __atomic_store_n(&s->slow_cycles, s->slow_cycles + 1, __ATOMIC_RELAXED);
     __atomic_store_n(&s->cycles, s->cycles + 1, __ATOMIC_RELEASE);
     return 0;
 }
@@ -205,6 +212,8 @@ int64_t rt_extend(rt_state *s, uint32_t frame) { return extend_frame(__atomic_lo
 int64_t rt_written(rt_state *s) { return __atomic_load_n(&s->written, __ATOMIC_ACQUIRE); }
 int64_t rt_first_frame(rt_state *s) { return __atomic_load_n(&s->first_frame, __ATOMIC_ACQUIRE); }
 int64_t rt_gaps(rt_state *s) { return __atomic_load_n(&s->gaps, __ATOMIC_RELAXED); }
+int64_t rt_late_starts(rt_state *s) { return __atomic_load_n(&s->late_starts, __ATOMIC_RELAXED); }
+int64_t rt_slow_cycles(rt_state *s) { return __atomic_load_n(&s->slow_cycles, __ATOMIC_RELAXED); }
 int64_t rt_cycles(rt_state *s) { return __atomic_load_n(&s->cycles, __ATOMIC_ACQUIRE); }
 int64_t rt_midi_written(rt_state *s) { return __atomic_load_n(&s->midi_written, __ATOMIC_ACQUIRE); }
 int64_t rt_midi_dropped(rt_state *s) { return __atomic_load_n(&s->midi_dropped, __ATOMIC_RELAXED); }

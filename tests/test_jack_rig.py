@@ -185,3 +185,4 @@ def test_grid_master_with_jitter_and_a_tempo_step(jack_in):
     assert abs(bpm_after_bar - 140.0) < 0.1
     assert np.percentile(beats, 95) < 1.0
     assert abs(f.bpm - 100.0) < 0.5  # two beats after the step, under 5 % jitter
+

@@ -98,3 +98,22 @@ def test_voice_presets_are_validated():
         Voice.from_dict("x", {"variant": "zz9"})
     with pytest.raises(ValueError, match="no language voice 'xx-yy'"):
         Voice.from_dict("x", {"name": "xx-yy"})
+
+
+def test_synthesis_makes_no_new_ctypes_types():
+    """ctypes keeps every array type it makes for good: one per audio chunk length
+    leaked memory turn after turn in an all-night session."""
+    import gc
+
+    def ctypes_types():
+        return sum(type(o).__name__ in ("PyCArrayType", "PyCPointerType") for o in gc.get_objects())
+
+    voice = Voice()
+    lines = ["money on my mind", "the crowd is loud tonight and proud", "mic check one two",
+             "cash in the stash for the flash of the night", "rhyme"]
+    for line in lines:  # the first calls may set up what every later call shares
+        synthesize(P.words(line), voice, 48000)
+    before = ctypes_types()
+    for k in range(40):
+        synthesize(P.words(" ".join(lines[k % 5].split()[: 1 + k % 7]) + " go" * (k % 9)), voice, 48000)
+    assert ctypes_types() == before
