@@ -40,6 +40,7 @@ class Constraints:
     anchor: tuple[int, ...] = ()  # token ids in writing order
     anchor_syllables: int = 0
     min_last: int = 1  # fewest syllables of a word that can end the bar (a rhyming one, if asked)
+    english_weight: float = 0.0  # weight of general English's word pairs beside the model (shallow fusion)
 
 
 @dataclass
@@ -58,7 +59,7 @@ class BarState:
 
 
 def constraints(model: LyricModel, syllables: int, rhyme_word: str | None, anchor_words: list[str],
-                anchor_syllables: int, used_end_words: Sequence[str] = ()) -> Constraints:
+                anchor_syllables: int, used_end_words: Sequence[str] = (), english_weight: float = 0.0) -> Constraints:
     """`used_end_words`: words earlier bars ended on; a rhyme may not reuse them."""
     rhyme_word = (normalize_words(rhyme_word) or [None])[-1] if rhyme_word else None
     grades = model.rhyme_grades(rhyme_word) if rhyme_word else None
@@ -72,7 +73,8 @@ def constraints(model: LyricModel, syllables: int, rhyme_word: str | None, ancho
     min_last = int(model.info.syllables[grades > 0].min()) if grades is not None else 1
     if anchor_syllables + min_last > syllables:
         anchor, anchor_syllables = (), 0  # cannot fit beside a rhyme word
-    return Constraints(syllables, model.direction, grades, anchor, anchor_syllables, min_last)
+    english_weight = english_weight if model.english is not None else 0.0
+    return Constraints(syllables, model.direction, grades, anchor, anchor_syllables, min_last, english_weight)
 
 
 class Masker:
@@ -118,6 +120,17 @@ class Masker:
             return self.eos  # a dead end; the critic will reject the short bar
         return ok, bonus
 
+    def _english(self, state: BarState) -> np.ndarray:
+        """General English's say on the next token, given the word written last (its
+        right-hand neighbour when writing right to left)."""
+        prior, tok = self.model.english, self.model.tok
+        last = state.tokens[-1] if state.tokens else None
+        if last is not None and not tok.is_word(last):
+            last = None  # after a spelled word: English does not know it
+        if self.cons.direction == "r2l":
+            return prior.backward(prior.end if not state.tokens else last)
+        return prior.forward(last)
+
     def __call__(self, state: BarState, logits: np.ndarray) -> np.ndarray:
         """logits (V,) with everything the constraints forbid at this point set to NEG."""
         remaining = self.cons.syllables - state.used
@@ -130,6 +143,8 @@ class Masker:
             built = self.cache[key]
             if not isinstance(built, int):
                 ok, bonus = built
+                if self.cons.english_weight:
+                    bonus = bonus + self.cons.english_weight * self._english(state)
                 out = np.where(ok, logits + bonus, NEG)
                 if state.tokens:
                     out[state.tokens] -= REPEAT_PENALTY
@@ -177,6 +192,27 @@ def choose(masked: np.ndarray, temperature: float, top_k: int, rng: np.random.Ge
     return t, float(masked[t] - log_z)
 
 
+def choose_rows(masked: np.ndarray, greedy: np.ndarray, temperature: float, top_k: int,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """`choose` for every row of masked logits (n, V) at once: row i greedy where
+    greedy[i], else sampled from its top_k at `temperature` (by the Gumbel-max trick: the
+    same distribution as drawing from the renormalised softmax). Returns tokens (n,) and
+    their log-probabilities under the masked distribution (n,)."""
+    top = masked.max(axis=1, keepdims=True)
+    log_z = top[:, 0] + np.log(np.exp(masked - top).sum(axis=1))
+    picks = masked.argmax(axis=1)
+    if temperature > 0 and not greedy.all():
+        k = min(top_k, masked.shape[1])
+        idx = np.argpartition(-masked, k - 1, axis=1)[:, :k] if k < masked.shape[1] else \
+            np.broadcast_to(np.arange(masked.shape[1]), masked.shape)
+        vals = np.take_along_axis(masked, idx, axis=1)
+        # forbidden tokens in the top k (fewer than k allowed) sit at NEG / temperature: never drawn
+        gumbel = -np.log(-np.log(rng.uniform(1e-12, 1.0, size=vals.shape)))
+        sampled = np.take_along_axis(idx, (vals / temperature + gumbel).argmax(axis=1)[:, None], axis=1)[:, 0]
+        picks = np.where(greedy, picks, sampled)
+    return picks, masked[np.arange(len(picks)), picks] - log_z
+
+
 def max_tokens(cons: Constraints) -> int:
     return cons.syllables + len(cons.anchor) + 2
 
@@ -216,13 +252,14 @@ def sample(model: LyricModel, prefix_ids: list[int], cons: Constraints, n: int, 
     states = [BarState() for _ in range(n)]
     eos = model.tok["<eos>"]
     mask = Masker(model, cons)
+    greedy = np.arange(n) < greedy_rows
     for _ in range(max_tokens(cons)):
         nxt = np.full((n, 1), eos, dtype=np.int64)
-        for i, s in enumerate(states):
-            if s.done:
-                continue
-            t, lp = choose(mask(s, last[i]), 0.0 if i < greedy_rows else temperature, top_k, rng)
-            advance(model, cons, s, t, lp)
+        live = [i for i, s in enumerate(states) if not s.done]
+        tokens, logps = choose_rows(np.stack([mask(states[i], last[i]) for i in live]), greedy[live],
+                                    temperature, top_k, rng)
+        for i, t, lp in zip(live, tokens.tolist(), logps.tolist()):
+            advance(model, cons, states[i], t, lp)
             nxt[i, 0] = t
         if all(s.done for s in states):
             break

@@ -59,8 +59,26 @@ def word_info(tok: Tokenizer) -> WordInfo:
     return WordInfo(syll, is_word, tails, by_tail, by_slant, by_vowels)
 
 
+def _load_english(tok: Tokenizer):
+    """The English word-pair table for `tok`, or None (the model writes alone) with a warning."""
+    import logging
+    import zipfile
+
+    from models_onnx.english_prior import PRIOR_PATH, EnglishPrior
+
+    fix = "rebuild it with `python -m models_onnx.english_prior`"
+    if not PRIOR_PATH.exists():
+        logging.getLogger("cypher").warning("%s is missing: the lyric model writes without general English; %s",
+                                            PRIOR_PATH, fix)
+        return None
+    try:
+        return EnglishPrior(tok, PRIOR_PATH)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise ModelError(f"English word pairs {PRIOR_PATH} cannot be read ({type(e).__name__}); {fix}") from None
+
+
 class LyricModel:
-    def __init__(self, path: Path | str = MODEL_PATH, threads: int = 1):
+    def __init__(self, path: Path | str = MODEL_PATH, threads: int = 1, english: bool = True):
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -84,6 +102,9 @@ class LyricModel:
         self.n_future = self.config.get("n_future", 1)
         self.block_size = self.config["block_size"]
         self.info = word_info(self.tok)
+        self.english = None  # general English's word pairs (models_onnx/english_prior.py)
+        if english:
+            self.english = _load_english(self.tok)
         self._next_outputs = ["logits", "present_keys", "present_values"]
         self._all_outputs = self._next_outputs + ["draft_logits"]
 

@@ -21,7 +21,7 @@ from models_onnx.critic import NOVELTY_NGRAM, Context, Critic
 from models_onnx.planner import Plan, plan
 from models_onnx.retrieval import RetrievalWriter
 from models_onnx.lyric_model import MODEL_PATH, LyricModel
-from models_onnx.writer import ModelWriter
+from models_onnx.writer import ModelWriter, WriterSettings
 from plugin_host.rap import load_flow
 
 TARGETS = {  # issue 6's targets for the writer
@@ -125,6 +125,14 @@ def bench_lyrics(n_exchanges: int | None = None, flow_name: str = "boom-bap", se
             {"opponent": list(o), "response": r} for o, r in zip(opponents[:3], responses[:3])]
     if model.n_future > 1:
         rows[writers[0].name].update(bench_speculative(model, opponents, plans))
+    if model.english is not None:  # what general English adds, as per-token perplexity on the held-out bars
+        from models_onnx.english_prior import perplexity
+        from models_onnx.training.lyrics_data import comeback_examples
+
+        held_bars = comeback_examples(heldout)
+        weight = writers[0].settings.english_weight
+        rows[writers[0].name]["heldout_ppl_per_token"] = round(perplexity(model, held_bars, weight), 2)
+        rows[writers[0].name]["heldout_ppl_per_token_alone"] = round(perplexity(model, held_bars, 0.0), 2)
     rows["human"] = score_responses([list(e.comeback) for e in heldout], plans, opponents, labelled,
                                     critic, flow)
     main = rows[writers[0].name]
@@ -188,7 +196,8 @@ def bench_speculative(model: LyricModel, opponents: list[tuple[str, ...]], plans
         for bp in p.bars:
             anchor = normalize_words(bp.anchor) if bp.anchor else []
             syll = sum(len(phonetics.word(w).syllables) for w in anchor)
-            cons = decode.constraints(model, bp.syllables, bp.rhyme_word, anchor, syll)
+            cons = decode.constraints(model, bp.syllables, bp.rhyme_word, anchor, syll,
+                                      english_weight=WriterSettings().english_weight)
             ids = prefix(model.tok, BarRequest(opp, None, bp.syllables, bp.tactics, bp.rhyme_word, bp.anchor),
                          model.direction)
             t0 = time.perf_counter()

@@ -161,3 +161,9 @@ def export_lyrics(args) -> None:
     diff = export.parity(model, target, probe, len(probe) // 2)
     _log(f"cypher export lyrics: wrote {target} ({target.stat().st_size / 1e6:.1f} MB); "
          f"torch vs onnxruntime max |logit difference| {diff:.2e}")
+    if target == MODEL_PATH:  # the English word pairs follow the shipped model's vocabulary
+        from models_onnx import english_prior
+
+        stats = english_prior.build(tok.itos[tok.first_word:])
+        _log(f"cypher export lyrics: wrote {english_prior.PRIOR_PATH} ({stats['pairs']:,} English word pairs "
+             f"over {stats['known']} of {stats['words']} words)")

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from models_onnx.corpus import Corpus, load
 from models_onnx.prompt import DIRECTIONS, answer, prefix
 from models_onnx.tokenizer import Tokenizer
-from models_onnx.training.lyrics_data import Example, bar_examples, examples
+from models_onnx.training.lyrics_data import Example, comeback_examples, examples, heldout_examples
 from models_onnx.training.model import GPT, GPTConfig
 from models_onnx.training.pathstar import _Progress, _save_atomic, pick_device
 
@@ -184,22 +184,6 @@ def answer_nll(model: GPT, enc: Encoded, run: LyricsRun, dummy: int, device, bat
         count += int(m[0].sum())
     model.train()
     return total / max(count, 1)
-
-
-def comeback_examples(exchanges) -> list[Example]:
-    """Comeback bars asked for the way the training bars were (full plan)."""
-    import random
-
-    rng = random.Random(12345)
-    out = []
-    for e in exchanges:
-        out += bar_examples(e.opponent, e.comeback, e.tactics, e.anchors, rng)[::2]
-    return out
-
-
-def heldout_examples(corpus: Corpus) -> list[Example]:
-    """The benchmark's held-out comebacks (never used to train or to choose a checkpoint)."""
-    return comeback_examples(corpus.heldout())
 
 
 def train(run: LyricsRun, out_dir: Path, device: str = "auto", log=print, corpus: Corpus | None = None) -> dict:

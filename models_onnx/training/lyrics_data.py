@@ -66,3 +66,17 @@ def examples(corpus: Corpus, seed: int = 0) -> list[Example]:
     for v in corpus.verses:
         out += bar_examples((), v.bars, (), (), rng)
     return out
+
+
+def comeback_examples(exchanges) -> list[Example]:
+    """Comeback bars asked for the way the training bars were (full plan)."""
+    rng = random.Random(12345)
+    out = []
+    for e in exchanges:
+        out += bar_examples(e.opponent, e.comeback, e.tactics, e.anchors, rng)[::2]
+    return out
+
+
+def heldout_examples(corpus: Corpus) -> list[Example]:
+    """The benchmark's held-out comebacks (never used to train or to choose a checkpoint)."""
+    return comeback_examples(corpus.heldout())
