@@ -40,7 +40,12 @@ class Constraints:
     anchor: tuple[int, ...] = ()  # token ids in writing order
     anchor_syllables: int = 0
     min_last: int = 1  # fewest syllables of a word that can end the bar (a rhyming one, if asked)
-    english_weight: float = 0.0  # weight of general English's word pairs beside the model (shallow fusion)
+    english_weight: float = 0.0  # weight of general English's word associations beside the model (shallow fusion)
+    # word pairs to avoid: {word written last (START before the first): (next tokens, logit penalties)}
+    avoid: dict = field(default_factory=dict)
+
+
+START = -1  # `Constraints.avoid`'s key for the bar's first word
 
 
 @dataclass
@@ -59,8 +64,10 @@ class BarState:
 
 
 def constraints(model: LyricModel, syllables: int, rhyme_word: str | None, anchor_words: list[str],
-                anchor_syllables: int, used_end_words: Sequence[str] = (), english_weight: float = 0.0) -> Constraints:
-    """`used_end_words`: words earlier bars ended on; a rhyme may not reuse them."""
+                anchor_syllables: int, used_end_words: Sequence[str] = (), english_weight: float = 0.0,
+                avoid: dict | None = None) -> Constraints:
+    """`used_end_words`: words earlier bars ended on; a rhyme may not reuse them. `avoid`:
+    see `Constraints.avoid` (the writer's memory of its own recent word pairs)."""
     rhyme_word = (normalize_words(rhyme_word) or [None])[-1] if rhyme_word else None
     grades = model.rhyme_grades(rhyme_word) if rhyme_word else None
     if grades is not None:
@@ -74,7 +81,8 @@ def constraints(model: LyricModel, syllables: int, rhyme_word: str | None, ancho
     if anchor_syllables + min_last > syllables:
         anchor, anchor_syllables = (), 0  # cannot fit beside a rhyme word
     english_weight = english_weight if model.english is not None else 0.0
-    return Constraints(syllables, model.direction, grades, anchor, anchor_syllables, min_last, english_weight)
+    return Constraints(syllables, model.direction, grades, anchor, anchor_syllables, min_last, english_weight,
+                       avoid or {})
 
 
 class Masker:
@@ -146,6 +154,11 @@ class Masker:
                 if self.cons.english_weight:
                     bonus = bonus + self.cons.english_weight * self._english(state)
                 out = np.where(ok, logits + bonus, NEG)
+                if self.cons.avoid:
+                    last = state.tokens[-1] if state.tokens else START
+                    ids, penalty = self.cons.avoid.get(last, ((), ()))
+                    if len(ids):
+                        out[ids] -= penalty
                 if state.tokens:
                     out[state.tokens] -= REPEAT_PENALTY
                 return out

@@ -89,7 +89,7 @@ class EnglishPrior:
     too made held-out perplexity worse). Words English lacks, the tokens that spell a
     word, and a neighbour English lacks, get 0: no say."""
 
-    def __init__(self, tok, path: Path = PRIOR_PATH, cache: int = 512):
+    def __init__(self, tok, path: Path = PRIOR_PATH, cache: int = 64):
         data = np.load(path)
         words = json.loads(str(data["words"]))
         V = len(tok)

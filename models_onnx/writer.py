@@ -7,6 +7,7 @@ in context and the model's own confidence breaks near-ties.
 from __future__ import annotations
 
 import re
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -36,6 +37,11 @@ class WriterSettings:
     # (docs/lyrics.md) and the batch row costs nothing extra.
     speculative: bool = False
     search: str = "sample"  # "sample": a greedy row + sampled rows; "beam": the most likely bars (repetitive)
+    # The writer remembers the word pairs of its last `memory_bars` bars (across turns: a
+    # night in `cypher serve`) and takes `repeat_penalty` per earlier use off their logits:
+    # left alone it falls back on a few stock phrases ("on the", "at night cause").
+    memory_bars: int = 64
+    repeat_penalty: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,39 @@ class ModelWriter:
     def __init__(self, model: LyricModel, critic: Critic, flow: Flow | None = None,
                  settings: WriterSettings = WriterSettings()):
         self.model, self.critic, self.flow, self.settings = model, critic, flow, settings
+        self._recent: deque[list[tuple[int, int]]] = deque(maxlen=max(0, settings.memory_bars))
+
+    def forget(self) -> None:
+        """Drop the memory of recent word pairs (a new night)."""
+        self._recent.clear()
+
+    def _avoid(self) -> dict:
+        """`Constraints.avoid` from the recent bars: {word written before: (next words, penalties)}."""
+        if not self._recent or not self.settings.repeat_penalty:
+            return {}
+        counts = Counter(pair for bar in self._recent for pair in bar)
+        by_prev: dict = {}
+        for (prev, nxt), n in counts.items():
+            by_prev.setdefault(prev, []).append((nxt, n * self.settings.repeat_penalty))
+        return {prev: (np.array([t for t, _ in v]), np.array([p for _, p in v], dtype=np.float32))
+                for prev, v in by_prev.items()}
+
+    def _remember(self, tokens: list[int]) -> None:
+        """Keep the bar's pairs of whole words in writing order (the first with START);
+        letters of a spelled word are not a phrase, and break the chain."""
+        if self._recent.maxlen == 0:
+            return
+        tok, pairs, prev = self.model.tok, [], decode.START
+        for t in tokens:
+            if t == tok["<eos>"]:
+                break
+            if tok.is_word(t):
+                if prev is not None:
+                    pairs.append((prev, t))
+                prev = t
+            else:
+                prev = None
+        self._recent.append(pairs)
 
     def write_bar(self, req: BarRequest, partner: str | None, history: Sequence[str], rng: np.random.Generator,
                   casing: dict[str, str], used_end_words: Sequence[str] = (),
@@ -84,7 +123,7 @@ class ModelWriter:
         anchor_words = normalize_words(req.anchor) if req.anchor else []
         anchor_syll = sum(len(phonetics.word(w).syllables) for w in anchor_words)
         cons = decode.constraints(m, req.syllables, req.rhyme_word, anchor_words, anchor_syll, used_end_words,
-                                  s.english_weight)
+                                  s.english_weight, self._avoid())
         ids = prefix(m.tok, req, m.direction)
         if s.speculative and m.n_future > 1:
             states = [decode.greedy_speculative(m, ids, cons)[0]]
@@ -109,8 +148,9 @@ class ModelWriter:
             score = self.critic.score(text, ctx)
             rank = score.total + s.lm_weight * st.logp / max(1, len(st.tokens))
             if best is None or rank > best[0]:
-                best = (rank, text, score)
-        _, text, score = best
+                best = (rank, text, score, st.tokens)
+        _, text, score, tokens = best
+        self._remember(tokens)
         ends = rhyme.end_words(text, 1)
         end = ends[-1] if ends else None
         return Bar(text, score.syllables, end.text if end else "", rhyme.tail(end) if end else (), req.anchor, score)

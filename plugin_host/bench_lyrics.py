@@ -123,6 +123,14 @@ def bench_lyrics(n_exchanges: int | None = None, flow_name: str = "boom-bap", se
         rows[w.name] = row
         rows[w.name + "_examples"] = [
             {"opponent": list(o), "response": r} for o, r in zip(opponents[:3], responses[:3])]
+    # The writer above remembers its recent word pairs across exchanges, as it does across
+    # a night's turns in `cypher serve`; each answer from a fresh writer, for comparison:
+    fresh = []
+    for opp, p in zip(opponents, plans):
+        writers[0].forget()
+        fresh.append(writers[0].write(p, opp))
+    rows[writers[0].name]["distinct_2_fresh"] = score_responses(fresh, plans, opponents, labelled, critic,
+                                                                flow)["distinct_2"]
     if model.n_future > 1:
         rows[writers[0].name].update(bench_speculative(model, opponents, plans))
     if model.english is not None:  # what general English adds, as per-token perplexity on the held-out bars

@@ -118,13 +118,14 @@ def test_constrained_decoding_meets_every_constraint(which, request):
                 assert " ".join(anchor) in text, text
 
 
-def test_speculative_decoding_gives_the_same_bar_in_fewer_calls(r2l_model):
+@pytest.mark.parametrize("english", [0.0, 0.5])  # the model alone; beside general English
+def test_speculative_decoding_gives_the_same_bar_in_fewer_calls(r2l_model, english):
     m = LyricModel(r2l_model)
-    assert m.n_future == 3
+    assert m.n_future == 3 and m.english is not None
     total_plain = total_spec = 0
     for req, anchor in _requests():
         syll = sum(len(phonetics.word(w).syllables) for w in anchor)
-        cons = decode.constraints(m, req.syllables, req.rhyme_word, anchor, syll)
+        cons = decode.constraints(m, req.syllables, req.rhyme_word, anchor, syll, english_weight=english)
         ids = prefix(m.tok, req, m.direction)
         plain, n_plain = decode.greedy(m, ids, cons)
         spec, n_spec = decode.greedy_speculative(m, ids, cons)
