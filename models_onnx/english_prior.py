@@ -101,17 +101,17 @@ class EnglishPrior:
         # right to left, a pair English lacks: log P(r | w) - log P(r) = bo(w)
         self._backoff = np.zeros(V, dtype=np.float32)
         self._backoff[ids[known]] = bo[known]
-        self._bo_of = self._backoff  # forward: bo(l) for every w alike; it is kept out
-        uni_of_col = np.r_[uni[:-1], uni[-1]]  # the last column is </s>
         row_ptr, col, logp = data["row_ptr"], data["col"].astype(np.int64), data["logp"].astype(np.float32)
         first = np.repeat(np.arange(len(words)), np.diff(row_ptr))
         keep = known[first] & ((col == len(words)) | known[np.minimum(col, len(words) - 1)])
         first, col, logp = first[keep], col[keep], logp[keep]
-        pmi = logp - uni_of_col[col]  # log P(second | first) - log P(second)
+        pmi = logp - uni[col]  # log P(second | first) - log P(second); the last column is </s>
         first_id = ids[first]
         second_id = np.where(col == len(words), -1, ids[np.minimum(col, len(words) - 1)])
         self._by_second = _group(second_id, first_id, pmi)
         fwd = second_id >= 0
+        # forward, a pair English lacks scores bo(l) for every w alike: kept out (the softmax
+        # does not see a constant), so a pair it holds scores its PMI less bo(l)
         self._by_first = _group(first_id[fwd], second_id[fwd], pmi[fwd] - bo[first[fwd]])
         self._zeros = np.zeros(V, dtype=np.float32)
         self._cache: OrderedDict = OrderedDict()
