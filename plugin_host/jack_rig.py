@@ -192,10 +192,13 @@ class GridClockMaster:
         self.close()
 
 
-def _watch_for_stalls(conn, stop, period_s: float, threshold_s: float) -> None:
-    """The stall probe's process: wake every `period_s` on absolute deadlines, at a realtime
-    priority above JACK's threads where allowed; send back every wake-up later than
-    `threshold_s` as (deadline on time.monotonic(), seconds late), and whether it ran realtime."""
+def _watch_for_stalls(conn, stop, cpu: int | None, period_s: float, threshold_s: float) -> None:
+    """A stall probe's process, on processor `cpu`: wake every `period_s` on absolute
+    deadlines, at a realtime priority above JACK's threads where allowed; send back every
+    wake-up later than `threshold_s` as (deadline on time.monotonic(), seconds late), and
+    whether it ran realtime."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
     realtime = True
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(STALL_PROBE_PRIORITY))
@@ -222,34 +225,48 @@ STALL_PROBE_PRIORITY = 30  # jackd -R runs its thread at 10 and clients at 5 (JA
 
 
 class StallProbe:
-    """A witness for xruns, for a `with` block: a process of its own that does nothing but
-    wake every millisecond at a realtime priority above every JACK thread, and notes each
-    wake-up more than `threshold_ms` late. When it was late too, nothing in the graph could
-    have run: the machine stalled (a virtual machine's host took the processors, the
-    kernel stopped them), whatever the clients did. `stalls`: [(time.monotonic(), s late)]."""
+    """A witness for xruns, for a `with` block: on each processor, a process of its own
+    that does nothing but wake every millisecond at a realtime priority above every JACK
+    thread, and notes each wake-up more than `threshold_ms` late. When one was late too,
+    nothing could run on that processor: the machine stalled it (a virtual machine's host
+    took it, the kernel stopped it), whatever the clients did. `stalls`:
+    [(time.monotonic(), s late)], every processor's, in time order."""
 
     def __init__(self, threshold_ms: float = 5.0, period_ms: float = 1.0) -> None:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
-        self._conn, child = ctx.Pipe(duplex=False)
         self._stop = ctx.Event()
-        self.proc = ctx.Process(target=_watch_for_stalls, args=(child, self._stop, period_ms / 1e3, threshold_ms / 1e3),
-                                daemon=True)
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [None]
+        self._conns, self.procs = [], []
+        for cpu in cpus:
+            conn, child = ctx.Pipe(duplex=False)
+            self._conns.append(conn)
+            self.procs.append(ctx.Process(target=_watch_for_stalls,
+                                          args=(child, self._stop, cpu, period_ms / 1e3, threshold_ms / 1e3),
+                                          daemon=True))
         self.stalls: list[tuple[float, float]] = []
         self.realtime = False
 
     def __enter__(self) -> "StallProbe":
-        self.proc.start()
+        for proc in self.procs:
+            proc.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        if self._conn.poll(10.0):
-            self.stalls, self.realtime = self._conn.recv()
-        self.proc.join(timeout=5)
-        if self.proc.is_alive():
-            self.proc.kill()
+        realtime = []
+        for conn in self._conns:
+            if conn.poll(10.0):
+                stalls, rt = conn.recv()
+                self.stalls += stalls
+                realtime.append(rt)
+        self.stalls.sort()
+        self.realtime = bool(realtime) and all(realtime)
+        for proc in self.procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
 
     def explains(self, when: float, before_s: float = 0.1, after_s: float = 0.25) -> bool:
         """Whether a stall overlaps an xrun told at `when` (time.monotonic()): the stall may

@@ -57,14 +57,14 @@ def test_an_xrun_is_put_down_to_the_client_that_was_slow(callback, monkeypatch):
 
 
 def test_the_stall_probe_notes_when_it_could_not_run():
-    """Stopped for 80 ms (as a virtual machine's host might stop the processors), the
+    """Stopped for 80 ms (as a virtual machine's host might stop a processor), the
     probe notes one stall of about that length, at the time it happened."""
     with StallProbe(threshold_ms=20.0) as probe:
         time.sleep(1.0)  # started and settled
         stopped_at = time.monotonic()
-        os.kill(probe.proc.pid, signal.SIGSTOP)
+        os.kill(probe.procs[0].pid, signal.SIGSTOP)  # the watcher of one processor
         time.sleep(0.08)
-        os.kill(probe.proc.pid, signal.SIGCONT)
+        os.kill(probe.procs[0].pid, signal.SIGCONT)
         time.sleep(0.3)
     big = [(t, late) for t, late in probe.stalls if late > 0.05]
     assert len(big) == 1
