@@ -93,7 +93,7 @@ class EnglishPrior:
         data = np.load(path)
         words = json.loads(str(data["words"]))
         V = len(tok)
-        ids = np.array([tok.stoi.get(w, -1) for w in words])
+        ids = np.array([tok.stoi.get(w, -1) for w in words], dtype=np.int32)
         uni, bo = data["unigram"], data["backoff"]
         known = (ids >= 0) & ~np.isnan(uni[:-1])
         self.known = np.zeros(V, dtype=bool)
@@ -101,13 +101,16 @@ class EnglishPrior:
         # right to left, a pair English lacks: log P(r | w) - log P(r) = bo(w)
         self._backoff = np.zeros(V, dtype=np.float32)
         self._backoff[ids[known]] = bo[known]
-        row_ptr, col, logp = data["row_ptr"], data["col"].astype(np.int64), data["logp"].astype(np.float32)
-        first = np.repeat(np.arange(len(words)), np.diff(row_ptr))
-        keep = known[first] & ((col == len(words)) | known[np.minimum(col, len(words) - 1)])
-        first, col, logp = first[keep], col[keep], logp[keep]
-        pmi = logp - uni[col]  # log P(second | first) - log P(second); the last column is </s>
+        # pairs on token ids, int32 throughout (the table is half a million pairs)
+        n, col = len(words), data["col"].astype(np.int32)
+        first = np.repeat(np.arange(n, dtype=np.int32), np.diff(data["row_ptr"]))
+        col_known = np.r_[known, True]  # the last column is </s>
+        keep = known[first] & col_known[col]
+        first, col = first[keep], col[keep]
+        pmi = data["logp"][keep].astype(np.float32) - uni[col]  # log P(second | first) - log P(second)
         first_id = ids[first]
-        second_id = np.where(col == len(words), -1, ids[np.minimum(col, len(words) - 1)])
+        second_id = np.r_[ids, np.int32(-1)][col]  # </s> -> -1 (self.end)
+        del col, keep
         self._by_second = _group(second_id, first_id, pmi)
         fwd = second_id >= 0
         # forward, a pair English lacks scores bo(l) for every w alike: kept out (the softmax
