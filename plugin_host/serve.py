@@ -166,6 +166,7 @@ def serve(args) -> int:
     stop, worker = _start(engine)
     t_end = time.monotonic() + args.seconds if args.seconds else None
     tty = sys.stderr.isatty()
+    print("cypher serve: running (Ctrl-C stops)", file=sys.stderr, flush=True)
     gone = "the JACK server" if args.backend == "jack" else "the audio device"
     connected = True
     try:

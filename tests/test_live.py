@@ -230,8 +230,19 @@ def _serve(*args, env_server):
     import os
 
     env = dict(os.environ, JACK_DEFAULT_SERVER=env_server, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "plugin_host.cli", "serve", "--osc-port", "0", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # -X faulthandler: if it ever hangs, SIGABRT prints every thread's stack (see _finish)
+    return subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "plugin_host.cli", "serve", "--osc-port", "0",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _finish(proc, timeout_s: float = 60.0) -> str:
+    """The rest of `proc`'s stderr once it exits; a hang fails with every thread's stack."""
+    try:
+        return proc.communicate(timeout=timeout_s)[1]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        err = proc.communicate(timeout=10)[1]
+        raise AssertionError(f"cypher serve did not exit within {timeout_s:g} s; its threads:\n{err[-6000:]}") from None
 
 
 @needs_jack
@@ -242,10 +253,11 @@ def test_serve_runs_stops_on_ctrl_c_and_names_missing_ports():
         assert proc.returncode == 2 and "nowhere:playback_9" in err and "cypher:out" in err
         assert "Traceback" not in err
         proc = _serve(env_server=server.name)
-        time.sleep(8)  # model and fallback bars loaded, engine running
+        err = _read_until(proc, "cypher serve: running", 120)  # model and fallback bars loaded, engine running
+        time.sleep(1)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0 and "cypher serve:" in err and "misses 0" in err
+        err += _finish(proc)
+        assert proc.returncode == 0 and "cypher serve: idle" in err and "misses 0" in err
         assert "Traceback" not in err
 
 
@@ -271,21 +283,20 @@ def _read_until(proc, text: str, timeout_s: float) -> str:
 def test_serve_rides_out_the_server_going_away():
     with JackServer("cypher-gone", sr=48000, period=512) as server:
         proc = _serve("--seconds", "60", env_server=server.name)
-        time.sleep(8)
+        err = _read_until(proc, "cypher serve: running", 120)
         server.proc.kill()  # mid-run: the server dies
-        err = _read_until(proc, "went away", 30)
+        err += _read_until(proc, "went away", 30)
     with JackServer("cypher-gone", sr=48000, period=512):  # and comes back
         err += _read_until(proc, "connected again", 30)
         time.sleep(2)
         proc.send_signal(signal.SIGINT)
-        out, rest = proc.communicate(timeout=60)
-    err += rest
+        err += _finish(proc)
     assert proc.returncode == 0 and "Traceback" not in err and "cypher serve: idle" in err
     with JackServer("cypher-gone-2", sr=48000, period=512) as server:  # gone for good: exit 1 at the end
         proc = _serve("--seconds", "14", env_server=server.name)
-        time.sleep(8)
+        err = _read_until(proc, "cypher serve: running", 120)
         server.proc.kill()
-        _, err = proc.communicate(timeout=60)
+        err += _finish(proc)
     assert proc.returncode == 1 and "went away" in err and "Traceback" not in err
 
 
