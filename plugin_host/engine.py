@@ -510,6 +510,11 @@ class Engine:
             self._rendering = threading.Thread(target=self._render_fallbacks, args=job, name="fallbacks", daemon=True)
             self._rendering.start()
 
+    def finish_renders(self, timeout_s: float) -> None:
+        """Wait up to `timeout_s` for fallback bars being rendered (before the process exits)."""
+        if self._rendering is not None:
+            self._rendering.join(timeout=timeout_s)
+
     def _render_fallbacks(self, bpm: float, flow, voice, fx) -> None:
         self._fallbacks = [(key, bar, rap(bar, bpm, flow, voice, fx, sr=self.sr, start_beat=PREROLL_BEATS,
                                           tail_s=0.3).wet)

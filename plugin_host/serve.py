@@ -145,7 +145,10 @@ def _start(engine) -> tuple[threading.Event, threading.Thread]:
 
 def _disconnect(audio, engine, stop, worker) -> None:
     stop.set()
-    worker.join(timeout=2.0)
+    # Let the engine's threads finish what they are in (a write, a render): a daemon
+    # thread frozen inside onnxruntime or espeak at interpreter exit can hang the exit.
+    worker.join(timeout=10.0)
+    engine.finish_renders(10.0)
     audio.close()
     if hasattr(engine.clock, "close"):  # leave the Link session
         engine.clock.close()
