@@ -230,9 +230,15 @@ def _serve(*args, env_server):
     import os
 
     env = dict(os.environ, JACK_DEFAULT_SERVER=env_server, PYTHONUNBUFFERED="1")
-    # -X faulthandler: if it ever hangs, SIGABRT prints every thread's stack (see _finish)
-    return subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "plugin_host.cli", "serve", "--osc-port", "0",
+    # -X faulthandler: if it ever hangs, SIGABRT prints every thread's stack (see _finish).
+    # SIGINT is set as a terminal would deliver it: a test run started in the background
+    # (nohup ... &) hands its children SIGINT ignored, and serve rightly honours that.
+    return subprocess.Popen([sys.executable, "-X", "faulthandler", "-c", _CLI_WITH_CTRL_C, "serve", "--osc-port", "0",
                              *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+_CLI_WITH_CTRL_C = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                    "runpy.run_module('plugin_host.cli', run_name='__main__', alter_sys=True)")
 
 
 def _finish(proc, timeout_s: float = 60.0) -> str:
