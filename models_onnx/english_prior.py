@@ -136,18 +136,10 @@ class EnglishPrior:
         return self._cached(("f", left), lambda: self._forward(left))
 
     def _backward(self, right):
-        out = self._backoff.copy()
-        rows, pmi = self._by_second.get(right, (None, None))
-        if rows is not None:
-            out[rows] = pmi
-        return out
+        return _scattered(self._backoff, self._by_second.get(right))
 
     def _forward(self, left):
-        out = self._zeros.copy()
-        cols, pmi = self._by_first.get(left, (None, None))
-        if cols is not None:
-            out[cols] = pmi
-        return out
+        return _scattered(self._zeros, self._by_first.get(left))
 
     def _cached(self, key, make):
         hit = self._cache.get(key)
@@ -183,6 +175,14 @@ def perplexity(model, examples, english_weight: float) -> float:
             z = z - z.max()
             nll.append(np.log(np.exp(z).sum()) - z[t])
     return float(np.exp(np.mean(nll)))
+
+
+def _scattered(base: np.ndarray, pairs) -> np.ndarray:
+    """A copy of `base` with `pairs` = (token ids, values) put in (None: a plain copy)."""
+    out = base.copy()
+    if pairs is not None:
+        out[pairs[0]] = pairs[1]
+    return out
 
 
 def _group(keys: np.ndarray, values: np.ndarray, logp: np.ndarray) -> dict:
