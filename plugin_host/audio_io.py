@@ -13,10 +13,10 @@ times. Without the compiled part the same work runs in a Python callback.
 """
 from __future__ import annotations
 
-from collections import deque
 import logging
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 import numpy as np
