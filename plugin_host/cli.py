@@ -249,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
                              ("--heads", int, "attention heads")):
         train.add_argument(flag, type=_number(kind, flag), help=f"{what} (default: the size's)")
     train.add_argument("--commas", action="store_true", default=None,
-                       help="pathstar: spell graphs as the reference code does (u , v | ... / s , g = s , a , ... , g)")
+                       help="pathstar: spell graphs with commas (u , v | ... / s , g = s , a , ... , g)")
+    train.add_argument("--fresh", action="store_true", default=None,
+                       help="pathstar: draw --n-train new training graphs every epoch (nothing to memorise)")
     train.add_argument("--constant-lr", action="store_true", default=None,
                        help="pathstar: hold the learning rate after warm-up instead of a cosine decay")
     train.add_argument("--precision", choices=["bf16", "fp16", "fp32"],

@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")  # the train extra; the test extra pulls it
 
 from models_onnx.training.model import GPT, GPTConfig  # noqa: E402
 from models_onnx.training.objectives import decode, inputs_and_targets, loss  # noqa: E402
-from models_onnx.training.pathstar import RunConfig, evaluate, train  # noqa: E402
+from models_onnx.training.pathstar import TEST_SEED_OFFSET, RunConfig, evaluate, train, training_seed  # noqa: E402
 from models_onnx.training.pathstar_task import PathStar  # noqa: E402
 
 TASK = PathStar(deg=2, path_len=4, nodes=20)
@@ -171,3 +171,14 @@ def test_cli_train_bad_input(cli, tmp_path, args, message):
     proc = cli(*args, "--out", str(tmp_path / "o")) if args[0] == "train" else cli(*args)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_fresh_draws_new_training_graphs_each_epoch_never_the_test_graphs():
+    fixed = RunConfig.for_size("tiny", "teacherless")
+    fresh = RunConfig.for_size("tiny", "teacherless", fresh=True)
+    assert {training_seed(fixed, e) for e in range(5)} == {fixed.seed}
+    seeds = [training_seed(fresh, e) for e in range(5)]
+    assert len(set(seeds)) == 5 and fresh.seed + TEST_SEED_OFFSET not in seeds
+    task = fresh.task
+    a, b = task.sample(64, seeds[0]), task.sample(64, seeds[1])
+    assert not (a == b).all(axis=1).any()  # no graph repeats between two epochs' first 64

@@ -29,6 +29,12 @@ SIZES = {
                   epochs=30, batch=256, lr=5e-4),
 }
 TEST_SEED_OFFSET = 1_000_003  # test graphs come from a different stream than training graphs
+NEW_GRAPHS_OFFSET = 2 * TEST_SEED_OFFSET  # --fresh epoch e trains on stream seed + this + e
+
+
+def training_seed(cfg: "RunConfig", epoch: int) -> int:
+    """The sample stream of an epoch's training graphs: one fixed set, or a new one per epoch."""
+    return cfg.seed + NEW_GRAPHS_OFFSET + epoch if cfg.fresh else cfg.seed
 
 
 @dataclass(frozen=True)
@@ -49,9 +55,10 @@ class RunConfig:
     warmup_steps: int = 100  # linear warm-up, then cosine decay to min_lr over the whole run
     min_lr: float = 1e-5
     pos_init_std: float = 0.02
-    commas: bool = False  # the reference code's spelling (see PathStar)
+    commas: bool = False  # spell graphs with commas (see PathStar)
     constant_lr: bool = False  # after warm-up; the reference code's decay horizon is so long the rate barely moves
     precision: str = "bf16"  # on CUDA: bf16 or fp16 autocast (fp16 with a gradient scaler), or fp32; CPU runs fp32
+    fresh: bool = False  # new training graphs every epoch: nothing to memorise, only the rule to learn
     seed: int = 0
 
     @classmethod
@@ -137,7 +144,7 @@ def train(cfg: RunConfig, out_dir: Path, device: str = "auto", log=print) -> dic
     torch.manual_seed(cfg.seed)
     task = cfg.task
     reverse = cfg.objective == "reverse"
-    train_seqs = torch.from_numpy(task.sample(cfg.n_train, cfg.seed, reverse=reverse)).to(dev)
+    train_seqs = None
     test_seqs = torch.from_numpy(task.sample(cfg.n_test, cfg.seed + TEST_SEED_OFFSET, reverse=reverse)).to(dev)
     gcfg = GPTConfig(vocab_size=task.vocab_size, block_size=task.seq_len, n_layer=cfg.n_layer,
                      n_head=cfg.n_head, n_embd=cfg.n_embd, pos_init_std=cfg.pos_init_std)
@@ -165,6 +172,8 @@ def train(cfg: RunConfig, out_dir: Path, device: str = "auto", log=print) -> dic
     steps_per_epoch = -(-cfg.n_train // cfg.batch)
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
+        if train_seqs is None or cfg.fresh:
+            train_seqs = torch.from_numpy(task.sample(cfg.n_train, training_seed(cfg, epoch), reverse=reverse)).to(dev)
         bar = _Progress(steps_per_epoch, f"{cfg.objective} epoch {epoch + 1}/{cfg.epochs}")
         order = torch.randperm(cfg.n_train, device=dev)
         total = torch.zeros((), device=dev)  # summed on the device: no sync per step

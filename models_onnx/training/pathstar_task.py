@@ -24,7 +24,8 @@ class PathStar:
     deg: int  # d: arms
     path_len: int  # l: nodes on the source-to-goal path, source included
     nodes: int  # n: label range
-    # The reference code's spelling: `u , v | ... / s , g = s , a1 , ... , g`. The commas
+    # A spelling with commas: `u , v | ... / s , g = s , a1 , ... , g` (the reference code's
+    # text files have them, but its tokenizer for the from-scratch GPT drops them). The commas
     # in the answer give the dummy positions of teacherless training an easy target that
     # depends only on position.
     commas: bool = False
