@@ -107,6 +107,10 @@ class LyricModel:
             self.english = _load_english(self.tok)
         self._next_outputs = ["logits", "present_keys", "present_values"]
         self._all_outputs = self._next_outputs + ["draft_logits"]
+        # whether the extra heads run (exports before they were gated ran them on every call)
+        gated = any(i.name == "drafts" for i in self.session.get_inputs())
+        self._drafts_on = {"drafts": np.array(True)} if gated else {}
+        self._drafts_off = {"drafts": np.array(False)} if gated else {}
 
     def empty_cache(self, batch: int = 1) -> tuple[np.ndarray, np.ndarray]:
         z = np.zeros((self.n_layer, batch, self.n_head, 0, self.head_dim), dtype=np.float32)
@@ -118,9 +122,9 @@ class LyricModel:
         and the extra heads are not computed)."""
         feeds = {"input_ids": ids, "past_keys": keys, "past_values": values}
         if drafts and self.n_future > 1:
-            logits, keys, values, draft = self.session.run(self._all_outputs, feeds)
+            logits, keys, values, draft = self.session.run(self._all_outputs, {**feeds, **self._drafts_on})
             return np.concatenate([logits, draft], axis=2), keys, values
-        return self.session.run(self._next_outputs, feeds)
+        return self.session.run(self._next_outputs, {**feeds, **self._drafts_off})
 
     def step_bound(self, ids: np.ndarray, keys, values):
         """Like `step` (next-token head only), but the cache stays inside onnxruntime:
@@ -134,6 +138,8 @@ class LyricModel:
         io.bind_cpu_input("input_ids", ids)
         io.bind_ortvalue_input("past_keys", keys)
         io.bind_ortvalue_input("past_values", values)
+        for name, value in self._drafts_off.items():
+            io.bind_cpu_input(name, value)
         for name in self._next_outputs:
             io.bind_output(name)
         self.session.run_with_iobinding(io)

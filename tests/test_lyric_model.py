@@ -92,6 +92,23 @@ def test_onnx_matches_torch_through_the_cache(r2l_model):
     assert export.parity(model, r2l_model, tokens, len(tokens) - 5) <= 1e-4
 
 
+def test_draft_heads_run_only_when_asked_for(r2l_model):
+    import onnxruntime as ort
+
+    m = LyricModel(r2l_model, english=False)
+    ids = np.array([[5, 6, 7, 8]], dtype=np.int64)
+    plain = m.step(ids, *m.empty_cache(1))
+    with_drafts = m.step(ids, *m.empty_cache(1), drafts=True)
+    assert plain[0].shape[2] == 1 and with_drafts[0].shape[2] == m.n_future == 3
+    np.testing.assert_array_equal(plain[0][:, :, 0], with_drafts[0][:, :, 0])
+    # the graph itself skips the heads: nothing comes back for them when they are not asked for
+    sess = ort.InferenceSession(str(r2l_model), providers=["CPUExecutionProvider"])
+    k, v = m.empty_cache(1)
+    feeds = {"input_ids": ids, "past_keys": k, "past_values": v}
+    assert sess.run(["draft_logits"], {**feeds, "drafts": np.array(False)})[0].size == 0
+    assert sess.run(["draft_logits"], {**feeds, "drafts": np.array(True)})[0].shape == (1, 4, 2, len(m.tok))
+
+
 def _requests():
     return [(BarRequest(OPP, None, 11, ("flip-rhyme",), "joint", "Marcus"), ["marcus"]),
             (BarRequest(OPP, "Marcus cannot point", 9, (), "point", "toaster"), ["toaster"]),

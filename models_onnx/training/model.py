@@ -5,7 +5,7 @@ it also carries extra heads (after Gloeckle et al., 2024): head i is a residual 
 on the shared trunk's output, predicting the token i+1 places ahead, through the
 same final norm and unembedding. (Gloeckle's heads are whole transformer layers;
 ours have no attention, so they need no cache of their own and the cached
-inference path computes them exactly.) `forward_cached` is the inference path with a
+inference path computes them exactly.) `trunk_cached` is the inference path with a
 key/value cache (what the ONNX export runs). The config travels with every
 checkpoint, so a saved model rebuilds exactly as trained.
 """
@@ -185,11 +185,11 @@ class GPT(nn.Module):
         w = self.output_embedding()
         return torch.stack([self.unembed(h, w)] + [self.unembed(f(h), w) for f in self.future])
 
-    def forward_cached(self, idx: torch.Tensor, past_keys: torch.Tensor, past_values: torch.Tensor):
-        """Inference with a key/value cache.
+    def trunk_cached(self, idx: torch.Tensor, past_keys: torch.Tensor, past_values: torch.Tensor):
+        """The trunk with a key/value cache (the inference path).
 
         idx (B, T) follows P cached positions; past_keys/values (n_layer, B, H, P, C/H).
-        Returns logits (B, T, n_future, V) and the caches extended to P+T positions.
+        Returns the trunk's output (B, T, C) and the caches extended to P+T positions.
         """
         B, T = idx.shape
         P = past_keys.shape[3]
@@ -200,11 +200,7 @@ class GPT(nn.Module):
             x, (k, v) = block(x, (past_keys[layer], past_values[layer]))
             keys.append(k)
             values.append(v)
-        w = self.output_embedding()
-        outs = [self.unembed(x, w)]
-        for f in self.future:
-            outs.append(self.unembed(f(x), w))
-        return torch.stack(outs, dim=2), torch.stack(keys), torch.stack(values)
+        return x, torch.stack(keys), torch.stack(values)
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
