@@ -51,6 +51,7 @@ def build(words: list[str], path: Path = PRIOR_PATH, progress: bool = True) -> d
     known = uni_raw != MISSING
     known_cols = np.flatnonzero(known)
     row_ptr, col, logp, bo = [0], [], [], np.zeros(len(words), dtype=np.float32)
+    carriage, end = ("\r", "") if sys.stderr.isatty() else ("", "\n")  # in place on a terminal, lines in a log
     for i, w in enumerate(words):
         if known[i]:
             row = np.array([lm.prob([cols[j], w]) for j in known_cols], dtype=np.int64)
@@ -66,9 +67,9 @@ def build(words: list[str], path: Path = PRIOR_PATH, progress: bool = True) -> d
             logp += (row[explicit] * LN_LOGMATH).tolist()
         row_ptr.append(len(col))
         if progress and (i % 500 == 0 or i == len(words) - 1):
-            print(f"\renglish prior: {i + 1}/{len(words)} words, {len(col):,} pairs", end="", file=sys.stderr,
-                  flush=True)
-    if progress:
+            print(f"{carriage}english prior: {i + 1}/{len(words)} words, {len(col):,} pairs", end=end,
+                  file=sys.stderr, flush=True)
+    if progress and carriage:
         print(file=sys.stderr)
     uni = np.where(known, uni_raw * LN_LOGMATH, np.nan).astype(np.float32)
     tmp = path.with_suffix(".part.npz")

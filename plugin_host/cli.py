@@ -269,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--from", dest="from_dir", default="runs/lyrics", metavar="DIR",
                         help="folder a `cypher train lyrics` run wrote (default runs/lyrics)")
     export.add_argument("--out", metavar="FILE", help="ONNX file to write (default: the shipped model, models_onnx/lyrics.onnx)")
+    export.add_argument("--fp32", action="store_true",
+                        help="keep float weights (default: 8-bit weight matrices, checked against the float export; "
+                             "faster to decode, the same held-out perplexity)")
     return parser
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -157,11 +158,25 @@ def export_lyrics(args) -> None:
         raise UsageError(f"{ckpt} does not exist; train one first with cypher train lyrics --out {args.from_dir}")
     model, tok, record = lyrics.load_checkpoint(Path(args.from_dir))
     target = Path(args.out) if args.out else MODEL_PATH
-    export.export(model, tok, record, target)
-    probe = list(range(5, min(len(tok), 5 + 24)))
-    diff = export.parity(model, target, probe, len(probe) // 2)
-    _log(f"cypher export lyrics: wrote {target} ({target.stat().st_size / 1e6:.1f} MB); "
-         f"torch vs onnxruntime max |logit difference| {diff:.2e}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    full = target.with_suffix(".float.part.onnx")  # the target is replaced only once this passes its checks
+    try:
+        export.export(model, tok, record, full)
+        probe = list(range(5, min(len(tok), 5 + 24)))
+        diff = export.parity(model, full, probe, len(probe) // 2)
+        if diff > 1e-4:
+            raise UsageError(f"torch and onnxruntime disagree by {diff:.2e} (more than 1e-4); {target} is unchanged")
+        _log(f"cypher export lyrics: torch vs onnxruntime max |logit difference| {diff:.2e}")
+        if args.fp32:
+            os.replace(full, target)
+        else:
+            export.quantize(full, target)
+            close = export.agreement(full, target, probe)
+            _log(f"cypher export lyrics: 8-bit weights: max |logit difference| from float {close['max_abs_diff']:.3f}, "
+                 f"same top token at {close['same_top']:.0%} of positions")
+    finally:
+        full.unlink(missing_ok=True)
+    _log(f"cypher export lyrics: wrote {target} ({target.stat().st_size / 1e6:.1f} MB)")
     if target == MODEL_PATH:  # the English word pairs follow the shipped model's vocabulary
         from models_onnx import english_prior
 

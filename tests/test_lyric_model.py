@@ -92,6 +92,42 @@ def test_onnx_matches_torch_through_the_cache(r2l_model):
     assert export.parity(model, r2l_model, tokens, len(tokens) - 5) <= 1e-4
 
 
+def test_cli_export_installs_8bit_weights_that_keep_the_float_model_s_choices(r2l_model, cli, tmp_path):
+    out = tmp_path / "shipped.onnx"
+    r = cli("export", "lyrics", "--from", str(r2l_model.parent), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "torch vs onnxruntime max |logit difference|" in r.stderr and "8-bit weights" in r.stderr
+    assert not list(tmp_path.glob("*.part*"))  # the float export it checked against is gone
+    import onnx
+
+    g = onnx.load(str(out)).graph
+    weights = {w.name for w in g.initializer}
+    assert any(n.op_type == "MatMulNBits" for n in g.node)
+    # every weight matrix is 8-bit (attention's products of activations stay float)
+    assert not [n for n in g.node if n.op_type == "MatMul" and weights & set(n.input)]
+    m = LyricModel(out, english=False)
+    assert m.tok.itos == LyricModel(r2l_model, english=False).tok.itos  # the metadata came along
+    model, tok, _ = lyrics.load_checkpoint(r2l_model.parent / "model.pt")
+    tokens = prefix(tok, BarRequest(OPP, None, 11, ("flip-rhyme",), "joint", "Marcus"), "r2l")
+    close = export.agreement(r2l_model, out, tokens)
+    assert close["max_abs_diff"] < 0.5 and close["same_top"] >= 0.9
+    fp32 = tmp_path / "float.onnx"
+    assert cli("export", "lyrics", "--from", str(r2l_model.parent), "--out", str(fp32), "--fp32").returncode == 0
+    assert export.agreement(r2l_model, fp32, tokens)["max_abs_diff"] <= 1e-5
+
+
+def test_shipped_model_s_rows_do_not_depend_on_their_batch():
+    # quantised weights, but each row on its own: the sampler's candidates and the
+    # speculative decoder's multi-token calls see the logits one lone token would
+    m = LyricModel(english=False)
+    rng = np.random.default_rng(3)
+    ids = rng.integers(m.tok.first_word, len(m.tok), size=(3, 12))
+    batch, _, _ = m.step(ids, *m.empty_cache(3))
+    alone, keys, values = m.step(ids[:1, :9], *m.empty_cache(1))
+    rest, _, _ = m.step(ids[:1, 9:], keys, values)
+    np.testing.assert_array_equal(batch[:1], np.concatenate([alone, rest], axis=1))
+
+
 def test_draft_heads_run_only_when_asked_for(r2l_model):
     import onnxruntime as ort
 

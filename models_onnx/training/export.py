@@ -117,6 +117,50 @@ def export(model: GPT, tok: Tokenizer, record: dict, path: Path) -> Path:
     return path
 
 
+def quantize(src: Path, dst: Path) -> Path:
+    """Write `src` with its weight matrices in 8 bits (blocks of 64 along the input, one
+    scale each; com.microsoft.MatMulNBits, onnxruntime >= 1.22) to `dst`, atomically.
+    A decoding step is a few rows, so it costs mostly the reading of weights. The rows
+    are quantised one by one as they come (accuracy level 4: int8 products), so a row's
+    logits do not depend on the other rows of the batch or on how many tokens a call
+    feeds: self-speculative decoding stays identical to one token at a time (onnxruntime's
+    dynamic int8 quantises a whole batch with one scale, and broke that)."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    logging.disable(logging.INFO)  # a line per node otherwise
+    try:
+        q = MatMulNBitsQuantizer(onnx.load(str(src)), bits=8, block_size=64, is_symmetric=True, accuracy_level=4)
+        q.process()
+        tmp = dst.with_suffix(".part.onnx")
+        q.model.save_model_to_file(str(tmp))
+    finally:
+        logging.disable(logging.NOTSET)
+    os.replace(tmp, dst)
+    return dst
+
+
+def agreement(reference: Path, other: Path, tokens: list[int]) -> dict:
+    """How far `other`'s next-token logits are from `reference`'s on `tokens`: max |difference|
+    and the share of positions where both pick the same token."""
+    import onnxruntime as ort
+
+    logits = []
+    for path in (reference, other):
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        feeds = {i.name: i for i in sess.get_inputs()}
+        shape = feeds["past_keys"].shape
+        empty = np.zeros((shape[0], 1, shape[2], 0, shape[4]), dtype=np.float32)
+        run = {"input_ids": np.array([tokens], dtype=np.int64), "past_keys": empty, "past_values": empty}
+        if "drafts" in feeds:
+            run["drafts"] = np.array(False)
+        logits.append(sess.run(["logits"], run)[0][0, :, 0])  # (T, V)
+    a, b = logits
+    return {"max_abs_diff": float(np.abs(a - b).max()), "same_top": float((a.argmax(-1) == b.argmax(-1)).mean())}
+
+
 @torch.no_grad()
 def parity(model: GPT, path: Path, tokens: list[int], split: int) -> float:
     """Max |torch - onnxruntime| over logits, feeding `tokens` in two pieces through the cache
