@@ -7,7 +7,7 @@ in context and the model's own confidence breaks near-ties.
 from __future__ import annotations
 
 import re
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -76,34 +76,68 @@ def to_text(words: list[str], casing: dict[str, str]) -> str:
     return " ".join(out)
 
 
+class PairMemory:
+    """The word pairs of the last `bars` bars, read as `Constraints.avoid`: `get(word)` ->
+    (the words written after it, `penalty` per earlier use). Kept as counts, updated as
+    bars come and go, so a bar's lookups cost nothing to prepare."""
+
+    def __init__(self, bars: int, penalty: float):
+        self.penalty = penalty
+        self._bars: deque[list[tuple[int, int]]] = deque(maxlen=max(0, bars))
+        self._next: defaultdict[int, Counter] = defaultdict(Counter)
+        self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._next) and bool(self.penalty)
+
+    def clear(self) -> None:
+        self._bars.clear()
+        self._next.clear()
+        self._arrays.clear()
+
+    def add(self, pairs: list[tuple[int, int]]) -> None:
+        if self._bars.maxlen == 0:
+            return
+        if len(self._bars) == self._bars.maxlen:
+            self._count(self._bars[0], -1)
+        self._bars.append(pairs)
+        self._count(pairs, +1)
+
+    def _count(self, pairs: list[tuple[int, int]], sign: int) -> None:
+        for prev, nxt in pairs:
+            after = self._next[prev]
+            after[nxt] += sign
+            if after[nxt] <= 0:
+                del after[nxt]
+                if not after:
+                    del self._next[prev]
+            self._arrays.pop(prev, None)
+
+    def get(self, prev: int, default=((), ())):
+        if prev not in self._next:
+            return default
+        if prev not in self._arrays:
+            after = self._next[prev]
+            self._arrays[prev] = (np.fromiter(after.keys(), dtype=np.int64, count=len(after)),
+                                  np.fromiter(after.values(), dtype=np.float32, count=len(after)) * self.penalty)
+        return self._arrays[prev]
+
+
 class ModelWriter:
     name = "model"
 
     def __init__(self, model: LyricModel, critic: Critic, flow: Flow | None = None,
                  settings: WriterSettings = WriterSettings()):
         self.model, self.critic, self.flow, self.settings = model, critic, flow, settings
-        self._recent: deque[list[tuple[int, int]]] = deque(maxlen=max(0, settings.memory_bars))
+        self._recent = PairMemory(settings.memory_bars, settings.repeat_penalty)
 
     def forget(self) -> None:
         """Drop the memory of recent word pairs (a new night)."""
         self._recent.clear()
 
-    def _avoid(self) -> dict:
-        """`Constraints.avoid` from the recent bars: {word written before: (next words, penalties)}."""
-        if not self._recent or not self.settings.repeat_penalty:
-            return {}
-        counts = Counter(pair for bar in self._recent for pair in bar)
-        by_prev: dict = {}
-        for (prev, nxt), n in counts.items():
-            by_prev.setdefault(prev, []).append((nxt, n * self.settings.repeat_penalty))
-        return {prev: (np.array([t for t, _ in v]), np.array([p for _, p in v], dtype=np.float32))
-                for prev, v in by_prev.items()}
-
     def _remember(self, tokens: list[int]) -> None:
         """Keep the bar's pairs of whole words in writing order (the first with START);
         letters of a spelled word are not a phrase, and break the chain."""
-        if self._recent.maxlen == 0:
-            return
         tok, pairs, prev = self.model.tok, [], decode.START
         for t in tokens:
             if t == tok["<eos>"]:
@@ -114,7 +148,7 @@ class ModelWriter:
                 prev = t
             else:
                 prev = None
-        self._recent.append(pairs)
+        self._recent.add(pairs)
 
     def write_bar(self, req: BarRequest, partner: str | None, history: Sequence[str], rng: np.random.Generator,
                   casing: dict[str, str], used_end_words: Sequence[str] = (),
@@ -123,7 +157,7 @@ class ModelWriter:
         anchor_words = normalize_words(req.anchor) if req.anchor else []
         anchor_syll = sum(len(phonetics.word(w).syllables) for w in anchor_words)
         cons = decode.constraints(m, req.syllables, req.rhyme_word, anchor_words, anchor_syll, used_end_words,
-                                  s.english_weight, self._avoid())
+                                  s.english_weight, self._recent or None)
         ids = prefix(m.tok, req, m.direction)
         if s.speculative and m.n_future > 1:
             states = [decode.greedy_speculative(m, ids, cons)[0]]

@@ -1,8 +1,10 @@
 """The writer on the shipped model: what it remembers from one answer to the next."""
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
+from models_onnx import decode
 from models_onnx.corpus import load
 from models_onnx.critic import Critic
 from models_onnx.lyric_model import LyricModel
@@ -41,10 +43,19 @@ def test_the_memory_keeps_whole_words_and_its_length(parts):
     tok = model.tok
     writer = ModelWriter(model, critic, flow, replace(WriterSettings(), memory_bars=2))
     the, crowd, eos = tok["the"], tok["crowd"], tok["<eos>"]
+    memory = writer._recent
+
+    def after(word):
+        ids, penalty = memory.get(word)
+        return dict(zip(np.asarray(ids).tolist(), np.asarray(penalty).tolist()))
+
     writer._remember([crowd, the, eos])
-    assert list(writer._recent[-1]) == [(-1, crowd), (crowd, the)]
+    assert after(decode.START) == {crowd: 1.0} and after(crowd) == {the: 1.0}
     spelled = [tok["#z"], tok["#q"], tok["</w>"], the, crowd, eos]
     writer._remember(spelled)
-    assert list(writer._recent[-1]) == [(the, crowd)]  # letters are no phrase; after them, no pair
-    writer._remember([the, eos])
-    assert len(writer._recent) == 2
+    assert after(the) == {crowd: 1.0}  # letters are no phrase; after them, no pair
+    assert after(decode.START) == {crowd: 1.0}
+    writer._remember([crowd, eos])  # two bars kept: the first goes, its pairs with it
+    assert after(crowd) == {} and after(the) == {crowd: 1.0} and after(decode.START) == {crowd: 1.0}
+    writer._remember([crowd, eos])
+    assert after(decode.START) == {crowd: 2.0}  # each earlier use adds its penalty
