@@ -96,7 +96,7 @@ class Masker:
         self.cache: dict[tuple[int, bool, bool], tuple[np.ndarray, np.ndarray] | int] = {}
 
     def _build(self, remaining: int, first: bool, need_anchor: bool):
-        """(allowed (V,) bool, bonus (V,) float), or a single token id that must come now."""
+        """(allowed (V,) bool, bonus (V,) float, its complement), or a single token id that must come now."""
         cons, info = self.cons, self.model.info
         syll = info.syllables
         ok = info.is_word & (syll <= remaining)
@@ -126,7 +126,7 @@ class Masker:
                 bonus[cons.rhyme_grades == grade] += b
         if not ok.any():
             return self.eos  # a dead end; the critic will reject the short bar
-        return ok, bonus
+        return ok, bonus, ~ok
 
     def _english(self, state: BarState) -> np.ndarray:
         """General English's say on the next token, given the word written last (its
@@ -139,8 +139,10 @@ class Masker:
             return prior.backward(prior.end if not state.tokens else last)
         return prior.forward(last)
 
-    def __call__(self, state: BarState, logits: np.ndarray) -> np.ndarray:
-        """logits (V,) with everything the constraints forbid at this point set to NEG."""
+    def __call__(self, state: BarState, logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """logits (V,) with everything the constraints forbid at this point set to NEG,
+        written into `out` when given (the decoder's rows: no new arrays per token)."""
+        out = np.empty_like(logits) if out is None else out
         remaining = self.cons.syllables - state.used
         if state.forced or remaining <= 0:
             only = state.forced[0] if state.forced else self.eos
@@ -150,10 +152,14 @@ class Masker:
                 self.cache[key] = self._build(*key)
             built = self.cache[key]
             if not isinstance(built, int):
-                ok, bonus = built
+                ok, bonus, barred = built
                 if self.cons.english_weight:
-                    bonus = bonus + self.cons.english_weight * self._english(state)
-                out = np.where(ok, logits + bonus, NEG)
+                    np.multiply(self._english(state), self.cons.english_weight, out=out)
+                    out += bonus
+                    out += logits
+                else:
+                    np.add(logits, bonus, out=out)
+                np.copyto(out, NEG, where=barred)
                 if self.cons.avoid:
                     last = state.tokens[-1] if state.tokens else START
                     ids, penalty = self.cons.avoid.get(last, ((), ()))
@@ -163,7 +169,7 @@ class Masker:
                     out[state.tokens] -= REPEAT_PENALTY
                 return out
             only = built
-        out = np.full_like(logits, NEG)
+        out.fill(NEG)
         out[only] = logits[only] if only != self.eos else 0.0
         return out
 
@@ -266,11 +272,13 @@ def sample(model: LyricModel, prefix_ids: list[int], cons: Constraints, n: int, 
     eos = model.tok["<eos>"]
     mask = Masker(model, cons)
     greedy = np.arange(n) < greedy_rows
+    rows = np.empty_like(last)  # the masked logits of the live candidates, rewritten every token
     for _ in range(max_tokens(cons)):
         nxt = np.full((n, 1), eos, dtype=np.int64)
         live = [i for i, s in enumerate(states) if not s.done]
-        tokens, logps = choose_rows(np.stack([mask(states[i], last[i]) for i in live]), greedy[live],
-                                    temperature, top_k, rng)
+        for j, i in enumerate(live):
+            mask(states[i], last[i], out=rows[j])
+        tokens, logps = choose_rows(rows[: len(live)], greedy[live], temperature, top_k, rng)
         for i, t, lp in zip(live, tokens.tolist(), logps.tolist()):
             advance(model, cons, states[i], t, lp)
             nxt[i, 0] = t
