@@ -108,6 +108,17 @@ def content_words(bars: Iterable[str]) -> set[str]:
     return {w for b in bars for w in normalize_words(b) if w not in STOPWORDS and len(w) > 2}
 
 
+class _Judged:
+    """What a context contributes to every bar scored against it, worked out once."""
+
+    def __init__(self, ctx: Context):
+        self.partner_ends = rhyme.end_words(ctx.partner) if ctx.partner else None
+        self.opponent_ends = [rhyme.end_words(o) for o in ctx.opponent]
+        self.opponent_words = content_words(ctx.opponent)
+        self.history_index = build_index(ctx.history, REPEAT_NGRAM) if ctx.history else None
+        self.history_ends = {w for h in ctx.history for w in normalize_words(h)[-1:]}
+
+
 class Critic:
     """Scores bars; holds the corpus n-gram index for novelty (build it once)."""
 
@@ -115,19 +126,26 @@ class Critic:
         self.index = build_index(corpus_bars)
 
     def score(self, bar: str, ctx: Context = Context()) -> Score:
+        return self.score_all([bar], ctx)[0]
+
+    def score_all(self, bars: Sequence[str], ctx: Context = Context()) -> list[Score]:
+        """`score` for each of `bars` (candidates for one slot: the context is read once)."""
+        judged = _Judged(ctx)
+        return [self._score(bar, ctx, judged) for bar in bars]
+
+    def _score(self, bar: str, ctx: Context, judged: _Judged) -> Score:
         toks = normalize_words(bar)
         ends = rhyme.end_words(bar)
-        grade = rhyme.grade(ends, rhyme.end_words(ctx.partner)) if ctx.partner else rhyme.NONE
-        length = rhyme.length(ends, rhyme.end_words(ctx.partner)) if ctx.partner else 0
-        flips = any(rhyme.grade(ends, rhyme.end_words(o)) != rhyme.NONE for o in ctx.opponent)
+        partner = judged.partner_ends
+        grade = rhyme.grade(ends, partner) if partner is not None else rhyme.NONE
+        length = rhyme.length(ends, partner) if partner is not None else 0
+        flips = any(rhyme.grade(ends, o) != rhyme.NONE for o in judged.opponent_ends)
         n_syll = phonetics.syllable_count(bar)
         hits = anchor_in(ctx.anchor, bar) if ctx.anchor else None
-        opp_words = content_words(ctx.opponent)
-        grounded = bool(hits) or bool(opp_words & set(toks))
-        hist_index = build_index(ctx.history, REPEAT_NGRAM) if ctx.history else [set()]
-        repeat = longest_shared(toks, hist_index) if ctx.history else 0
+        grounded = bool(hits) or bool(judged.opponent_words & set(toks))
+        repeat = longest_shared(toks, judged.history_index) if judged.history_index else 0
         end_word = toks[-1] if toks else ""
-        repeats_end = any(normalize_words(h)[-1:] == [end_word] for h in ctx.history)
+        repeats_end = end_word in judged.history_ends
         clean = not any(is_slur(w) or (ctx.clean and w in PROFANITY) for w in toks)
         s = Score(
             rhyme_grade=grade, rhyme_length=length, flips=flips,

@@ -170,16 +170,17 @@ class ModelWriter:
                                    shared=shared)
         ctx = Context(partner=partner or req.rhyme_word, opponent=req.opponent, anchor=req.anchor,
                       budget=req.syllables, flow=self.flow, history=tuple(history))
-        best = None
-        seen = set()
+        texts, kept, seen = [], [], set()
         for st in states:
             words = bar_words(m.tok, st.tokens, m.direction)
             key = " ".join(words)
             if not words or key in seen:
                 continue
             seen.add(key)
-            text = to_text(words, casing)
-            score = self.critic.score(text, ctx)
+            texts.append(to_text(words, casing))
+            kept.append(st)
+        best = None
+        for text, st, score in zip(texts, kept, self.critic.score_all(texts, ctx)):
             rank = score.total + s.lm_weight * st.logp / max(1, len(st.tokens))
             if best is None or rank > best[0]:
                 best = (rank, text, score, st.tokens)
