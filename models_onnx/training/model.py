@@ -44,25 +44,33 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
         self.dropout = cfg.dropout
 
-    def forward(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None = None):
-        """x (B, T, C) -> (B, T, C). With `past` (keys, values), each (B, H, P, C/H) for the P
-        positions before x, returns (y, (keys, values)) extended by x's T positions."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C), causal."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, C/H)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        if past is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                               dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, C/H)
-            return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))  # (B, T, C)
-        k = torch.cat([past[0], k], dim=2)  # (B, H, P+T, C/H)
-        v = torch.cat([past[1], v], dim=2)
-        P = k.shape[2] - T
-        # query t (absolute position P+t) sees keys 0..P+t
-        allowed = torch.arange(P + T, device=x.device)[None, :] <= (P + torch.arange(T, device=x.device))[:, None]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-        return self.proj(y.transpose(1, 2).contiguous().view(B, T, C)), (k, v)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                           dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, C/H)
+        return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))  # (B, T, C)
+
+    def step(self, x: torch.Tensor, past_k: torch.Tensor, past_v: torch.Tensor, mask: torch.Tensor,
+             B: int, T: int):
+        """The same with a cache: x (B, T, C) follows P positions whose keys and values are
+        past_k, past_v (B, H, P, C/H); mask (T, P+T) is 0 where a query sees a key and -inf
+        where it must not. Returns y and the keys and values extended by x's T positions.
+        Written for a small exported graph: B and T come from the caller (one shape
+        computation for every layer), q, k and v come out of one reshape, and the attention
+        is spelled out (no NaN guard around the softmax). At a few rows per call,
+        onnxruntime's time goes mostly to per-node overhead."""
+        H, C = self.n_head, self.qkv.in_features
+        qkv = self.qkv(x).view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)  # (3, B, H, T, C/H)
+        k = torch.cat([past_k, qkv[1]], dim=2)  # (B, H, P+T, C/H)
+        v = torch.cat([past_v, qkv[2]], dim=2)
+        att = (qkv[0] @ k.transpose(2, 3)) * (C // H) ** -0.5 + mask  # (B, H, T, P+T)
+        y = att.softmax(dim=-1) @ v  # (B, H, T, C/H)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C)), k, v
 
 
 class Block(nn.Module):
@@ -75,13 +83,15 @@ class Block(nn.Module):
             nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(), nn.Linear(4 * cfg.n_embd, cfg.n_embd), nn.Dropout(cfg.dropout)
         )
 
-    def forward(self, x: torch.Tensor, past=None):
-        if past is None:
-            x = x + self.attn(self.ln1(x))
-            return x + self.mlp(self.ln2(x))
-        a, present = self.attn(self.ln1(x), past)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x))
+        return x + self.mlp(self.ln2(x))
+
+    def step(self, x: torch.Tensor, past_k: torch.Tensor, past_v: torch.Tensor, mask: torch.Tensor,
+             B: int, T: int):
+        a, k, v = self.attn.step(self.ln1(x), past_k, past_v, mask, B, T)
         x = x + a
-        return x + self.mlp(self.ln2(x)), present
+        return x + self.mlp(self.ln2(x)), k, v
 
 
 class FutureHead(nn.Module):
@@ -194,10 +204,13 @@ class GPT(nn.Module):
         B, T = idx.shape
         P = past_keys.shape[3]
         pos = P + torch.arange(T, device=idx.device)
+        # query t (absolute position P+t) sees keys 0..P+t; worked out once for every layer
+        seen = torch.arange(P + T, device=idx.device)[None, :] <= pos[:, None]  # (T, P+T)
+        mask = torch.zeros(seen.shape, device=idx.device).masked_fill(~seen, float("-inf"))
         x = self.embed(idx) + self.pos(pos)
         keys, values = [], []
         for layer, block in enumerate(self.blocks):
-            x, (k, v) = block(x, (past_keys[layer], past_values[layer]))
+            x, k, v = block.step(x, past_keys[layer], past_values[layer], mask, B, T)
             keys.append(k)
             values.append(v)
         return x, torch.stack(keys), torch.stack(values)
