@@ -59,3 +59,13 @@ def test_the_memory_keeps_whole_words_and_its_length(parts):
     assert after(crowd) == {} and after(the) == {crowd: 1.0} and after(decode.START) == {crowd: 1.0}
     writer._remember([crowd, eos])
     assert after(decode.START) == {crowd: 2.0}  # each earlier use adds its penalty
+
+
+def test_the_memory_s_penalty_stops_growing_at_its_cap(parts):
+    model, critic, flow = parts
+    tok = model.tok
+    writer = ModelWriter(model, critic, flow, replace(WriterSettings(), memory_bars=10, repeat_cap=3.0))
+    for _ in range(5):
+        writer._remember([tok["crowd"], tok["<eos>"]])
+    ids, penalty = writer._recent.get(decode.START)
+    assert np.asarray(ids).tolist() == [tok["crowd"]] and np.asarray(penalty).tolist() == [3.0]
