@@ -19,11 +19,13 @@ r = </s>. Left to right it is log P(w | l) - log P(w).
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
 from collections import OrderedDict
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -32,6 +34,7 @@ LN_LOGMATH = math.log(1.0001)  # pocketsphinx's log base: its integer scores * t
 MISSING = -536870912  # pocketsphinx's log of zero (a word it does not know)
 
 
+@functools.lru_cache(maxsize=1)
 def _lm():
     import os
 
@@ -176,6 +179,24 @@ def perplexity(model, examples, english_weight: float) -> float:
             z = z - z.max()
             nll.append(np.log(np.exp(z).sum()) - z[t])
     return float(np.exp(np.mean(nll)))
+
+
+def english_perplexity(bars: Iterable[str]) -> float:
+    """Per-word perplexity of `bars` under pocketsphinx's US English trigram model (each
+    bar a sentence, </s> included; words it does not know are skipped). Not a grade: it
+    measures how common the word sequences are. Stock phrases score low, broken grammar
+    and rare words high; people's comebacks sit near 360."""
+    from dsp.text import normalize_words
+
+    lm, _ = _lm()
+    total, n = 0.0, 0
+    for bar in bars:
+        words = ["<s>", *normalize_words(bar), "</s>"]
+        for i in range(1, len(words)):
+            score = lm.prob([words[i], *words[max(0, i - 2):i][::-1]])  # the word, then its history newest first
+            if score > MISSING // 2:
+                total, n = total + score * LN_LOGMATH, n + 1
+    return math.exp(-total / n) if n else float("nan")
 
 
 def _scattered(base: np.ndarray, pairs) -> np.ndarray:

@@ -18,6 +18,7 @@ from models_onnx import rhyme
 from models_onnx.corpus import load
 from models_onnx.corpus.lint import anchor_in
 from models_onnx.critic import NOVELTY_NGRAM, Context, Critic
+from models_onnx.english_prior import english_perplexity
 from models_onnx.planner import Plan, plan
 from models_onnx.retrieval import RetrievalWriter
 from models_onnx.lyric_model import MODEL_PATH, LyricModel
@@ -84,6 +85,7 @@ def score_responses(responses: list[list[str]], plans: list[Plan], opponents: li
         "distinct_1": round(len(set(all_tokens)) / max(1, len(all_tokens)), 4),
         "distinct_2": round(len(set(bigrams)) / max(1, len(bigrams)), 4),
         "rhyme_density": mean(density),
+        "english_ppl_per_word": round(english_perplexity(b for bars in responses for b in bars), 1),
     }
 
 

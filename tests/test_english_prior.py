@@ -1,6 +1,7 @@
 """General English beside the lyric model: word associations from pocketsphinx's US English model."""
 import json
 import logging
+import math
 
 import numpy as np
 import pytest
@@ -73,3 +74,12 @@ def test_without_the_table_the_model_writes_alone_and_says_so(tmp_path, monkeypa
         model = LyricModel()
     assert model.english is None
     assert "missing.npz is missing" in caplog.text
+
+
+def test_english_perplexity_knows_english_word_order():
+    from models_onnx.english_prior import english_perplexity
+
+    said = ["I walked into the club at night", "you can not hide from the rain"]
+    scrambled = [" ".join(reversed(b.split())) for b in said]
+    assert english_perplexity(said) < english_perplexity(scrambled) / 5
+    assert math.isnan(english_perplexity([]))
