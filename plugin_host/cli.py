@@ -252,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pathstar: spell graphs with commas (u , v | ... / s , g = s , a , ... , g)")
     train.add_argument("--fresh", action="store_true", default=None,
                        help="pathstar: draw --n-train new training graphs every epoch (nothing to memorise)")
+    train.add_argument("--every-goal", action="store_true", default=None,
+                       help="pathstar: each training graph once per goal, side by side in a batch "
+                            "(structured samples, Frydenlund 2024)")
     train.add_argument("--constant-lr", action="store_true", default=None,
                        help="pathstar: hold the learning rate after warm-up instead of a cosine decay")
     train.add_argument("--precision", choices=["bf16", "fp16", "fp32"],

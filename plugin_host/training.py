@@ -32,7 +32,7 @@ def _log(line: str) -> None:
 PATHSTAR_FLAGS = {"deg": "deg", "path_len": "path_len", "nodes": "nodes", "n_train": "n_train", "n_test": "n_test",
                   "epochs": "epochs", "batch": "batch", "lr": "lr", "layers": "n_layer", "width": "n_embd",
                   "heads": "n_head", "commas": "commas", "constant_lr": "constant_lr", "precision": "precision",
-                  "fresh": "fresh"}
+                  "fresh": "fresh", "every_goal": "every_goal"}
 
 
 def _overrides(args, names: dict[str, str] = PATHSTAR_FLAGS) -> dict:
@@ -124,7 +124,7 @@ def train_lyrics(args) -> None:
     objective = args.objective or "multi"
     if objective not in lyrics.OBJECTIVES:
         raise UsageError(f"lyrics objectives are {', '.join(lyrics.OBJECTIVES)}, not {objective!r}")
-    pathstar_only = [f for f in ("deg", "path_len", "nodes", "n_train", "n_test", "epochs", "commas", "constant_lr", "fresh",
+    pathstar_only = [f for f in ("deg", "path_len", "nodes", "n_train", "n_test", "epochs", "commas", "constant_lr", "fresh", "every_goal",
                                       "precision")
                      if getattr(args, f, None)]
     if pathstar_only:

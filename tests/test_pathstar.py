@@ -7,7 +7,8 @@ torch = pytest.importorskip("torch")  # the train extra; the test extra pulls it
 
 from models_onnx.training.model import GPT, GPTConfig  # noqa: E402
 from models_onnx.training.objectives import decode, inputs_and_targets, loss  # noqa: E402
-from models_onnx.training.pathstar import TEST_SEED_OFFSET, RunConfig, evaluate, train, training_seed  # noqa: E402
+from models_onnx.training.pathstar import (  # noqa: E402
+    TEST_SEED_OFFSET, RunConfig, batch_order, evaluate, train, training_seed)
 from models_onnx.training.pathstar_task import PathStar  # noqa: E402
 
 TASK = PathStar(deg=2, path_len=4, nodes=20)
@@ -182,3 +183,27 @@ def test_fresh_draws_new_training_graphs_each_epoch_never_the_test_graphs():
     task = fresh.task
     a, b = task.sample(64, seeds[0]), task.sample(64, seeds[1])
     assert not (a == b).all(axis=1).any()  # no graph repeats between two epochs' first 64
+
+
+def test_every_goal_asks_each_graph_once_per_arm_side_by_side():
+    task = PathStar(3, 4, 30)
+    plain = task.sample(20, seed=5)
+    rows = task.sample(20, seed=5, every_goal=True)
+    assert rows.shape == (60, task.seq_len)
+    assert (rows[::3] == plain).all()  # the first of each graph's rows is the plain sample
+    a = task.answer_start
+    for g in range(20):
+        group = rows[3 * g : 3 * g + 3]
+        assert (group[:, : a - 2] == group[0, : a - 2]).all()  # same edges, same order, same source
+        assert len(set(group[:, a - 2].tolist())) == 3  # three different goals
+        assert (group[:, -1] == group[:, a - 2]).all()  # each path ends at its own goal
+
+
+def test_every_goal_training_keeps_a_graph_s_rows_in_one_batch(tmp_path):
+    order = batch_order(12, 3, "cpu")
+    assert sorted(order.tolist()) == list(range(12))
+    groups = order.view(-1, 3)
+    assert (groups == groups[:, :1] + torch.arange(3)).all() and (groups[:, 0] % 3 == 0).all()
+    cfg = RunConfig.for_size("tiny", "teacherless", epochs=1, n_train=256, n_test=32, batch=64, every_goal=True)
+    record = train(cfg, tmp_path, device="cpu", log=lambda s: None)
+    assert record["run"]["every_goal"] and len(record["curve"]) == 1

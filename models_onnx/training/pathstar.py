@@ -59,6 +59,7 @@ class RunConfig:
     constant_lr: bool = False  # after warm-up; the reference code's decay horizon is so long the rate barely moves
     precision: str = "bf16"  # on CUDA: bf16 or fp16 autocast (fp16 with a gradient scaler), or fp32; CPU runs fp32
     fresh: bool = False  # new training graphs every epoch: nothing to memorise, only the rule to learn
+    every_goal: bool = False  # each training graph once per goal, side by side in a batch (structured samples)
     seed: int = 0
 
     @classmethod
@@ -80,6 +81,12 @@ def lr_at(step: int, total: int, cfg: RunConfig) -> float:
         return cfg.lr
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
     return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+
+def batch_order(n_rows: int, per: int, device) -> torch.Tensor:
+    """A shuffled order of n_rows rows that keeps each graph's `per` consecutive rows
+    together (so in one batch when the batch size is a multiple of `per`)."""
+    return (torch.randperm(n_rows // per, device=device)[:, None] * per + torch.arange(per, device=device)).flatten()
 
 
 def pick_device(name: str) -> torch.device:
@@ -169,13 +176,15 @@ def train(cfg: RunConfig, out_dir: Path, device: str = "auto", log=print) -> dic
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision) if dev.type == "cuda" else None
     scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16)
     dummy = task.token("$")
-    steps_per_epoch = -(-cfg.n_train // cfg.batch)
+    per = task.deg if cfg.every_goal else 1  # rows per training graph
+    steps_per_epoch = -(-(cfg.n_train // per * per) // cfg.batch)
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
         if train_seqs is None or cfg.fresh:
-            train_seqs = torch.from_numpy(task.sample(cfg.n_train, training_seed(cfg, epoch), reverse=reverse)).to(dev)
+            train_seqs = torch.from_numpy(task.sample(cfg.n_train // per, training_seed(cfg, epoch), reverse=reverse,
+                                                      every_goal=cfg.every_goal)).to(dev)
         bar = _Progress(steps_per_epoch, f"{cfg.objective} epoch {epoch + 1}/{cfg.epochs}")
-        order = torch.randperm(cfg.n_train, device=dev)
+        order = batch_order(len(train_seqs), per, dev)
         total = torch.zeros((), device=dev)  # summed on the device: no sync per step
         for step in range(steps_per_epoch):
             for group in opt.param_groups:

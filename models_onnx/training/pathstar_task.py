@@ -65,12 +65,16 @@ class PathStar:
     def seq_len(self) -> int:
         return self.answer_start + self.answer_len
 
-    def sample(self, n_graphs: int, seed: int, reverse: bool = False) -> np.ndarray:
-        """(n_graphs, seq_len) int64 sequences; the answer is goal-to-source when `reverse`."""
+    def sample(self, n_graphs: int, seed: int, reverse: bool = False, every_goal: bool = False) -> np.ndarray:
+        """(n_graphs, seq_len) int64 sequences; the answer is goal-to-source when `reverse`.
+        `every_goal`: each graph once per arm's leaf as the goal, in consecutive rows
+        (n_graphs * deg rows; Frydenlund's "structured samples", 2024): the same edges,
+        in the same order, ask for different answers."""
         rng = np.random.default_rng(seed)
         d, l = self.deg, self.path_len
         E, k = self.n_edges, self.edge_len
-        out = np.empty((n_graphs, self.seq_len), dtype=np.int64)
+        per = d if every_goal else 1
+        out = np.empty((n_graphs * per, self.seq_len), dtype=np.int64)
         sep, query, answer, comma = (self.token(t) for t in ("|", "/", "=", ","))
         for i in range(n_graphs):
             labels = rng.choice(self.nodes, size=1 + d * (l - 1), replace=False)
@@ -78,19 +82,21 @@ class PathStar:
             chains = np.concatenate([np.full((d, 1), source), arms], axis=1)  # (d, l)
             edges = np.stack([chains[:, :-1].ravel(), chains[:, 1:].ravel()], axis=1)  # (E, 2)
             edges = edges[rng.permutation(E)]
-            goal_arm = rng.integers(d)
-            path = chains[goal_arm]  # (l,)
-            if reverse:
-                path = path[::-1]
-            row = out[i]
-            row[0 : k * E : k], row[k - 2 : k * E : k], row[k - 1 : k * E : k] = edges[:, 0], edges[:, 1], sep
-            if self.commas:
-                row[1 : k * E : k] = comma
-                row[k * E : self.answer_start] = (query, source, comma, chains[goal_arm][-1], answer)
-                row[self.answer_start :: 2], row[self.answer_start + 1 :: 2] = path, comma
-            else:
-                row[k * E : self.answer_start] = (query, source, chains[goal_arm][-1], answer)
-                row[self.answer_start :] = path
+            first = rng.integers(d)
+            for j in range(per):
+                goal_arm = (first + j) % d
+                path = chains[goal_arm]  # (l,)
+                if reverse:
+                    path = path[::-1]
+                row = out[i * per + j]
+                row[0 : k * E : k], row[k - 2 : k * E : k], row[k - 1 : k * E : k] = edges[:, 0], edges[:, 1], sep
+                if self.commas:
+                    row[1 : k * E : k] = comma
+                    row[k * E : self.answer_start] = (query, source, comma, chains[goal_arm][-1], answer)
+                    row[self.answer_start :: 2], row[self.answer_start + 1 :: 2] = path, comma
+                else:
+                    row[k * E : self.answer_start] = (query, source, chains[goal_arm][-1], answer)
+                    row[self.answer_start :] = path
         return out
 
     def path_nodes(self, answers):
