@@ -53,14 +53,14 @@ def load_style(name: str) -> StylePreset:
     scheme = data.get("scheme", "AABB")
     if scheme not in SCHEMES:
         raise UsageError(f"style {name!r}: scheme {scheme!r} is not one of {', '.join(SCHEMES)}")
-    if not 1 <= data.get("candidates", 4) <= 32:
+    if not 1 <= data.get("candidates", WriterSettings.candidates) <= 32:
         raise UsageError(f"style {name!r}: candidates must be 1-32")
     if not 0 <= data.get("temperature", 0.9) <= 2:
         raise UsageError(f"style {name!r}: temperature must be 0-2")
     if not -4 <= data.get("density", 0) <= 4:
         raise UsageError(f"style {name!r}: density must be -4..4 syllables")
     return StylePreset(name, Style(scheme, data.get("flip", True), data.get("density", 0)),
-                       WriterSettings(candidates=data.get("candidates", 4), temperature=float(data.get("temperature", 0.9))),
+                       WriterSettings(candidates=data.get("candidates", WriterSettings.candidates), temperature=float(data.get("temperature", 0.9))),
                        data.get("clean", True))
 
 
