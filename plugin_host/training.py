@@ -170,7 +170,12 @@ def export_lyrics(args) -> None:
         if args.fp32:
             os.replace(full, target)
         else:
-            export.quantize(full, target)
+            try:
+                export.quantize(full, target)
+            except ImportError as e:
+                raise UsageError(f"8-bit weights need onnxruntime's quantiser ({e.name} is missing): "
+                                 "pip install -e '.[train]', or export float weights with --fp32; "
+                                 f"{target} is unchanged") from None
             close = export.agreement(full, target, probe)
             _log(f"cypher export lyrics: 8-bit weights: max |logit difference| from float {close['max_abs_diff']:.3f}, "
                  f"same top token at {close['same_top']:.0%} of positions")
