@@ -124,8 +124,8 @@ def train_lyrics(args) -> None:
     objective = args.objective or "multi"
     if objective not in lyrics.OBJECTIVES:
         raise UsageError(f"lyrics objectives are {', '.join(lyrics.OBJECTIVES)}, not {objective!r}")
-    pathstar_only = [f for f in ("deg", "path_len", "nodes", "n_train", "n_test", "epochs", "commas", "constant_lr", "fresh", "every_goal",
-                                      "precision")
+    pathstar_only = [f for f in ("deg", "path_len", "nodes", "n_train", "n_test", "epochs", "commas", "constant_lr",
+                                 "fresh", "every_goal", "precision")
                      if getattr(args, f, None)]
     if pathstar_only:
         raise UsageError(f"--{pathstar_only[0].replace('_', '-')} is a pathstar option; lyrics trains by --steps")
