@@ -139,6 +139,14 @@ def test_tiny_run_end_to_end_and_resume(tmp_path):
     cfg = RunConfig.for_size("tiny", "next", epochs=2, n_train=512, n_test=64)
     again = train(cfg, tmp_path, device="cpu", log=logs.append)
     assert "resuming next from epoch 2" in logs and again["curve"] == record_next(tmp_path)
+    # more epochs under a constant rate extend the run; under a cosine schedule they start over
+    flat = RunConfig(**{**cfg.__dict__, "constant_lr": True, "epochs": 1})
+    train(flat, tmp_path / "flat", device="cpu", log=logs.append)
+    longer = train(RunConfig(**{**flat.__dict__, "epochs": 2}), tmp_path / "flat", device="cpu", log=logs.append)
+    assert "extending next from 1 to 2 epochs" in logs and len(longer["curve"]) == 2
+    assert longer["run"]["epochs"] == 2
+    train(RunConfig(**{**cfg.__dict__, "epochs": 3}), tmp_path, device="cpu", log=logs.append)
+    assert any("trained with other settings: starting over" in line for line in logs)
     # other settings in the same folder start a fresh run
     train(RunConfig(**{**cfg.__dict__, "lr": 2e-3, "epochs": 1}), tmp_path, device="cpu", log=logs.append)
     assert any("trained with other settings: starting over" in line for line in logs)

@@ -140,11 +140,23 @@ class _Progress:
               file=sys.stderr, flush=True)
 
 
+def resumable(saved: dict, wanted: dict) -> bool:
+    """Whether a checkpoint trained with `saved` settings can go on as `wanted`.
+
+    The same settings, or the same with more epochs under a constant learning rate (a
+    cosine schedule's length is part of its shape, so it cannot be stretched midway).
+    """
+    if saved == wanted:
+        return True
+    same_but_epochs = {**saved, "epochs": wanted["epochs"]} == wanted
+    return same_but_epochs and wanted["constant_lr"] and wanted["epochs"] > saved["epochs"]
+
+
 def train(cfg: RunConfig, out_dir: Path, device: str = "auto", log=print) -> dict:
     """Train one objective, evaluating on fresh graphs after every epoch.
 
     Writes `out_dir/<objective>.pt` (model, optimiser, configs, curve; resumed from if it
-    exists with the same config) and `out_dir/<objective>.json` (the learning curve).
+    exists with the same config, or extended when only `epochs` grew under a constant rate) and `out_dir/<objective>.json` (the learning curve).
     Returns the curve record.
     """
     dev = pick_device(device)
@@ -164,12 +176,15 @@ def train(cfg: RunConfig, out_dir: Path, device: str = "auto", log=print) -> dic
     start_epoch = 0
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=dev, weights_only=False)
-        if ckpt["record"]["run"] == asdict(cfg):
+        if resumable(ckpt["record"]["run"], asdict(cfg)):
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["opt"])
             record = ckpt["record"]
             start_epoch = len(record["curve"])
             torch.set_rng_state(ckpt["rng"])
+            if record["run"]["epochs"] != cfg.epochs:
+                log(f"extending {cfg.objective} from {record['run']['epochs']} to {cfg.epochs} epochs")
+                record["run"]["epochs"] = cfg.epochs
             log(f"resuming {cfg.objective} from epoch {start_epoch}")
         else:
             log(f"{ckpt_path} was trained with other settings: starting over")
