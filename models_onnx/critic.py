@@ -14,6 +14,7 @@ ranking candidates. What it checks:
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -120,10 +121,13 @@ class _Judged:
 
 
 class Critic:
-    """Scores bars; holds the corpus n-gram index for novelty (build it once)."""
+    """Scores bars; holds the corpus n-gram index for novelty and its word counts (build it once)."""
 
     def __init__(self, corpus_bars: Iterable[str] = ()):
-        self.index = build_index(corpus_bars)
+        bars = list(corpus_bars)
+        self.index = build_index(bars)
+        # how often people use each word: the writer's yardstick for words it overuses
+        self.word_counts = Counter(w for b in bars for w in normalize_words(b))
 
     def score(self, bar: str, ctx: Context = Context()) -> Score:
         return self.score_all([bar], ctx)[0]

@@ -43,6 +43,7 @@ class Constraints:
     english_weight: float = 0.0  # weight of general English's word associations beside the model (shallow fusion)
     # word pairs to avoid: {word written last (START before the first): (next tokens, logit penalties)}
     avoid: dict = field(default_factory=dict)
+    word_penalty: np.ndarray | None = None  # (V,) taken off every word's logit (the writer's overused words)
 
 
 START = -1  # `Constraints.avoid`'s key for the bar's first word
@@ -65,7 +66,7 @@ class BarState:
 
 def constraints(model: LyricModel, syllables: int, rhyme_word: str | None, anchor_words: list[str],
                 anchor_syllables: int, used_end_words: Sequence[str] = (), english_weight: float = 0.0,
-                avoid: dict | None = None) -> Constraints:
+                avoid: dict | None = None, word_penalty: np.ndarray | None = None) -> Constraints:
     """`used_end_words`: words earlier bars ended on; a rhyme may not reuse them. `avoid`:
     see `Constraints.avoid` (the writer's memory of its own recent word pairs)."""
     rhyme_word = (normalize_words(rhyme_word) or [None])[-1] if rhyme_word else None
@@ -82,7 +83,7 @@ def constraints(model: LyricModel, syllables: int, rhyme_word: str | None, ancho
         anchor, anchor_syllables = (), 0  # cannot fit beside a rhyme word
     english_weight = english_weight if model.english is not None else 0.0
     return Constraints(syllables, model.direction, grades, anchor, anchor_syllables, min_last, english_weight,
-                       avoid or {})
+                       avoid or {}, word_penalty)
 
 
 class Masker:
@@ -111,7 +112,7 @@ class Masker:
             keeps_room = syll <= room - cons.min_last
             may_end = (syll == remaining) & (rhyme_ok if rhyme_ok is not None else True) if not need_anchor else False
             ok &= keeps_room | may_end
-        bonus = np.zeros(len(ok), dtype=np.float32)
+        bonus = np.zeros(len(ok), dtype=np.float32) if cons.word_penalty is None else -cons.word_penalty
         if need_anchor:
             start = cons.anchor[0]
             fits = cons.direction == "l2r" or not first

@@ -43,11 +43,14 @@ class WriterSettings:
     # night in `cypher serve`) and takes `repeat_penalty` per earlier use off their logits,
     # at most `repeat_cap` uses' worth: left alone it falls back on a few stock phrases
     # ("on the", "at night cause"); the cap keeps grammar's common pairs usable all night.
-    # Held-out, 284 exchanges in a row: memory 64 / uncapped -> distinct-2 0.39; 1024 / 4 -> 0.68
+    # Beside the pairs, each word's uses against people's rate (`WordMemory`), `word_penalty`
+    # per unit of log excess. Held-out, 284 exchanges in a row, distinct-2: memory 64 /
+    # uncapped 0.39; 1024 / cap 4 0.68; with words at 5.0 and pairs at 1.5: 0.85
     # (docs/lyrics.md has the whole trade-off).
     memory_bars: int = 1024
-    repeat_penalty: float = 1.0
+    repeat_penalty: float = 1.5
     repeat_cap: float = 4.0
+    word_penalty: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,47 @@ class PairMemory:
         return self._arrays[prev]
 
 
+class WordMemory:
+    """Each word's uses in the last `bars` bars, against how often people use it:
+    `penalty()` (V,) takes `weight` * log((uses + 1) / (expected uses + 1)) off every word
+    used more often than its share of the corpus's words (`share`, (V,)) expects, and
+    nothing off the rest, so common glue ("the", "you") stays free while a night's pet
+    words ("crowd", "cause") wear out."""
+
+    def __init__(self, bars: int, share: np.ndarray, weight: float):
+        self.share, self.weight = share.astype(np.float32), np.float32(weight)
+        self._bars: deque[np.ndarray] = deque(maxlen=max(0, bars))
+        self._uses = np.zeros(len(share), dtype=np.float32)
+
+    def __bool__(self) -> bool:
+        return bool(self.weight) and bool(self._bars)
+
+    def clear(self) -> None:
+        self._bars.clear()
+        self._uses[:] = 0
+
+    def add(self, tokens: np.ndarray) -> None:
+        if self._bars.maxlen == 0:
+            return
+        if len(self._bars) == self._bars.maxlen:
+            np.subtract.at(self._uses, self._bars[0], 1)
+        self._bars.append(tokens)
+        np.add.at(self._uses, tokens, 1)
+
+    def penalty(self) -> np.ndarray:
+        expected = self.share * self._uses.sum()
+        return self.weight * np.maximum(np.float32(0), np.log((self._uses + 1) / (expected + 1)))
+
+
+def word_shares(tok, counts: Counter) -> np.ndarray:
+    """(V,) each whole-word token's share of the words in `counts` (0 for the rest)."""
+    share = np.zeros(len(tok), dtype=np.float64)
+    for t, w in enumerate(tok.itos):
+        if tok.is_word(t):
+            share[t] = counts.get(w, 0)
+    return share / max(1.0, share.sum())
+
+
 class ModelWriter:
     name = "model"
 
@@ -137,10 +181,15 @@ class ModelWriter:
                  settings: WriterSettings = WriterSettings()):
         self.model, self.critic, self.flow, self.settings = model, critic, flow, settings
         self._recent = PairMemory(settings.memory_bars, settings.repeat_penalty, settings.repeat_cap)
+        counts = getattr(critic, "word_counts", None)  # a critic without a corpus has no yardstick
+        self._words = WordMemory(settings.memory_bars, word_shares(model.tok, counts), settings.word_penalty) \
+            if counts and settings.word_penalty else None
 
     def forget(self) -> None:
         """Drop the memory of recent word pairs (a new night)."""
         self._recent.clear()
+        if self._words is not None:
+            self._words.clear()
 
     def _remember(self, tokens: list[int]) -> None:
         """Keep the bar's pairs of whole words in writing order (the first with START);
@@ -156,6 +205,8 @@ class ModelWriter:
             else:
                 prev = None
         self._recent.add(pairs)
+        if self._words is not None:
+            self._words.add(np.array([t for t in tokens if tok.is_word(t)], dtype=np.int64))
 
     def write_bar(self, req: BarRequest, partner: str | None, history: Sequence[str], rng: np.random.Generator,
                   casing: dict[str, str], used_end_words: Sequence[str] = (),
@@ -164,7 +215,8 @@ class ModelWriter:
         anchor_words = normalize_words(req.anchor) if req.anchor else []
         anchor_syll = sum(len(phonetics.word(w).syllables) for w in anchor_words)
         cons = decode.constraints(m, req.syllables, req.rhyme_word, anchor_words, anchor_syll, used_end_words,
-                                  s.english_weight, self._recent or None)
+                                  s.english_weight, self._recent or None,
+                                  self._words.penalty() if self._words else None)
         ids = prefix(m.tok, req, m.direction)
         if s.speculative and m.n_future > 1:
             states = [decode.greedy_speculative(m, ids, cons)[0]]
