@@ -181,11 +181,13 @@ def perplexity(model, examples, english_weight: float) -> float:
     return float(np.exp(np.mean(nll)))
 
 
-def english_perplexity(bars: Iterable[str]) -> float:
+def english_perplexity(bars: Iterable[str], only: frozenset[str] | None = None) -> float:
     """Per-word perplexity of `bars` under pocketsphinx's US English trigram model (each
     bar a sentence, </s> included; words it does not know are skipped). Not a grade: it
     measures how common the word sequences are. Stock phrases score low, broken grammar
-    and rare words high; people's comebacks sit near 360."""
+    and rare words high; people's comebacks sit near 360. `only`: score just these words
+    (and </s>), each still given its two left neighbours: over function words it reads
+    the glue between words, which rare content words hardly move (people's: ~54)."""
     from dsp.text import normalize_words
 
     lm, _ = _lm()
@@ -193,6 +195,8 @@ def english_perplexity(bars: Iterable[str]) -> float:
     for bar in bars:
         words = ["<s>", *normalize_words(bar), "</s>"]
         for i in range(1, len(words)):
+            if only is not None and words[i] not in only and words[i] != "</s>":
+                continue
             score = lm.prob([words[i], *words[max(0, i - 2):i][::-1]])  # the word, then its history newest first
             if score > MISSING // 2:
                 total, n = total + score * LN_LOGMATH, n + 1

@@ -44,10 +44,10 @@ class WriterSettings:
     # at most `repeat_cap` uses' worth: left alone it falls back on a few stock phrases
     # ("on the", "at night cause"); the cap keeps grammar's common pairs usable all night.
     # Beside the pairs, each word's uses against people's rate (`WordMemory`), `word_penalty`
-    # per unit of log excess. Held-out, 284 exchanges in a row, distinct-2: memory 64 /
-    # uncapped 0.39; 1024 / cap 4 0.68; with words at 5.0 and pairs at 1.5: 0.85
-    # (docs/lyrics.md has the whole trade-off).
-    memory_bars: int = 1024
+    # per unit of log excess. `cypher bench lyrics` (284 exchanges in a row, 6 bars each),
+    # distinct-2: pairs only, 1024 bars 0.68; with words at 5.0 and pairs at 1.5 0.80;
+    # 2048 bars 0.86, function words still as predictable as people's (docs/lyrics.md).
+    memory_bars: int = 2048
     repeat_penalty: float = 1.5
     repeat_cap: float = 4.0
     word_penalty: float = 5.0

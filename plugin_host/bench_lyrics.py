@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dsp.anchors import STOPWORDS
 from dsp.phonetics import rhyme_density
 from dsp.text import normalize_words
 from models_onnx import rhyme
@@ -86,6 +87,7 @@ def score_responses(responses: list[list[str]], plans: list[Plan], opponents: li
         "distinct_2": round(len(set(bigrams)) / max(1, len(bigrams)), 4),
         "rhyme_density": mean(density),
         "english_ppl_per_word": round(english_perplexity(b for bars in responses for b in bars), 1),
+        "glue_ppl_per_word": round(english_perplexity((b for bars in responses for b in bars), STOPWORDS), 1),
     }
 
 

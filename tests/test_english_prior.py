@@ -83,3 +83,20 @@ def test_english_perplexity_knows_english_word_order():
     scrambled = [" ".join(reversed(b.split())) for b in said]
     assert english_perplexity(said) < english_perplexity(scrambled) / 5
     assert math.isnan(english_perplexity([]))
+
+
+def test_glue_perplexity_reads_function_words_not_rare_ones():
+    from dsp.anchors import STOPWORDS
+    from models_onnx.english_prior import english_perplexity
+
+    plain = ["I walked into the room and you were on the floor"]
+    rare = ["I tiptoed into the vestibule and you were on the linoleum"]  # rarer words, the same glue
+    broken = ["I walked the into room you and on were the the floor"]  # the same words, broken glue
+
+    def glue(bars):
+        return english_perplexity(bars, STOPWORDS)
+
+    all_words = english_perplexity(rare) / english_perplexity(plain)
+    assert all_words > 5  # over all words, rare words cost
+    assert glue(rare) / glue(plain) < all_words / 4  # over the glue, far less
+    assert glue(broken) > 5 * glue(plain)
