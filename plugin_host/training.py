@@ -70,7 +70,7 @@ def train_pathstar(args) -> None:
     out = Path(args.out or f"runs/pathstar-{args.size}")
     objectives = OBJECTIVES if args.objective in (None, "all") else [args.objective]
     _run(pathstar, args.size, objectives, out, args.device, args.seed, _overrides(args))
-    _log(f"cypher train pathstar: wrote {out}/ ({', '.join(o + '.pt' for o in objectives)}, curves.png)")
+    _log(f"cypher train pathstar: wrote {out}/ ({', '.join(o + '.pt' for o in objectives)}, curves.png, nodes.png)")
 
 
 def bench_pathstar(size: str = "tiny", from_dir: str | None = None, out: str | None = None,
@@ -86,6 +86,7 @@ def bench_pathstar(size: str = "tiny", from_dir: str | None = None, out: str | N
 
         records = {o: json.loads((folder / f"{o}.json").read_text()) for o in found}
         pathstar.plot_curves(records, folder / "curves.png", f"path-star, from {folder}")
+        pathstar.plot_nodes(records, folder / "nodes.png", f"path-star, from {folder}: accuracy at each node")
     else:
         folder = Path(out or f"runs/pathstar-{size}")
         records = _run(pathstar, size, OBJECTIVES, folder, device, 0, {})
@@ -106,7 +107,8 @@ def bench_pathstar(size: str = "tiny", from_dir: str | None = None, out: str | N
         if f"{o}_exact" in metrics:
             targets[f"{o}_exact"] = {"target": ">= 0.95", "met": metrics[f"{o}_exact"] >= 0.95}
     return {"bench": "pathstar", "setup": {"folder": str(folder), "fresh_graphs": n_fresh, "runs": setup,
-                                           "plot": str(folder / "curves.png")},
+                                           "plot": str(folder / "curves.png"),
+                                           "plot_nodes": str(folder / "nodes.png")},
             "metrics": metrics, "targets": targets}
 
 

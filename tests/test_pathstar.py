@@ -161,10 +161,11 @@ def test_cli_train_and_bench_tiny(cli, tmp_path):
     proc = cli("train", "pathstar", "--epochs", "1", "--n-train", "256", "--n-test", "32", "--out", str(out),
                timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert {p.name for p in out.iterdir()} >= {"next.pt", "teacherless.pt", "reverse.pt", "curves.png"}
+    assert {p.name for p in out.iterdir()} >= {"next.pt", "teacherless.pt", "reverse.pt", "curves.png", "nodes.png"}
     proc = cli("bench", "pathstar", "--from", str(out), "--json", timeout=300)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
+    assert (out / "nodes.png").stat().st_size > 0 and report["setup"]["plot_nodes"] == str(out / "nodes.png")
     for o in ("next", "teacherless", "reverse"):
         assert 0.0 <= report["metrics"][f"{o}_exact"] <= 1.0
         assert o + "_exact" in report["targets"]

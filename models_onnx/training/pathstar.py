@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from models_onnx.training.model import GPT, GPTConfig
@@ -274,16 +275,50 @@ def plot_curves(records: dict[str, dict], path: Path, title: str) -> None:
     os.replace(tmp, path)
 
 
+def plot_nodes(records: dict[str, dict], path: Path, title: str) -> None:
+    """Accuracy at each answer position (a1 .. the goal) per epoch, one panel per objective:
+    where along the path each objective learns, e.g. teacherless backwards from the goal."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(records), figsize=(4.2 * len(records), 3.6), dpi=110, sharey=True,
+                             squeeze=False)
+    for ax, (objective, rec) in zip(axes[0], records.items()):
+        epochs = [p["epoch"] for p in rec["curve"]]
+        nodes = np.array([p["nodes"] for p in rec["curve"]])  # (epochs, answer positions)
+        if objective == "reverse":  # its answer runs goal -> source: put it in path order
+            nodes = nodes[:, ::-1]
+        last = nodes.shape[1] - 1  # position 0 is the source (given), `last` the goal
+        colours = plt.cm.viridis(np.linspace(0, 0.9, last))
+        for k in range(1, last + 1):
+            ax.plot(epochs, nodes[:, k], color=colours[k - 1], lw=1.4, label="goal" if k == last else f"a{k}")
+        ax.axhline(1 / rec["run"]["deg"], color="#999999", ls="--", lw=1)
+        ax.set_title(objective, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy at that node")
+    axes[0][-1].legend(loc="lower right", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    tmp = path.with_suffix(".part.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
 def train_all(size: str, objectives: list[str], out_dir: Path, device: str = "auto", log=print,
               **overrides) -> dict[str, dict]:
-    """Train each objective in turn and draw their curves into out_dir/curves.png."""
+    """Train each objective in turn and draw their curves into out_dir/curves.png and nodes.png."""
     records = {}
     for objective in objectives:
         cfg = RunConfig.for_size(size, objective, **overrides)
         records[objective] = train(cfg, out_dir, device=device, log=log)
     cfg = RunConfig.for_size(size, objectives[0], **overrides)
-    plot_curves(records, out_dir / "curves.png",
-                f"path-star G({cfg.deg},{cfg.path_len},{cfg.nodes}), {cfg.n_layer}x{cfg.n_embd} GPT, "
-                f"{cfg.n_train} graphs")
+    title = f"path-star G({cfg.deg},{cfg.path_len},{cfg.nodes}), {cfg.n_layer}x{cfg.n_embd} GPT, {cfg.n_train} graphs"
+    plot_curves(records, out_dir / "curves.png", title)
+    plot_nodes(records, out_dir / "nodes.png", title + ": accuracy at each node")
     return records
 
