@@ -186,19 +186,20 @@ class ModelWriter:
             if counts and settings.word_penalty else None
 
     def forget(self) -> None:
-        """Drop the memory of recent word pairs (a new night)."""
+        """Drop the memory of recent word pairs and words (a new night)."""
         self._recent.clear()
         if self._words is not None:
             self._words.clear()
 
     def _remember(self, tokens: list[int]) -> None:
-        """Keep the bar's pairs of whole words in writing order (the first with START);
-        letters of a spelled word are not a phrase, and break the chain."""
-        tok, pairs, prev = self.model.tok, [], decode.START
+        """Keep the bar's whole words, and their pairs in writing order (the first with
+        START); letters of a spelled word are not a phrase, and break the chain."""
+        tok, pairs, words, prev = self.model.tok, [], [], decode.START
         for t in tokens:
             if t == tok["<eos>"]:
                 break
             if tok.is_word(t):
+                words.append(t)
                 if prev is not None:
                     pairs.append((prev, t))
                 prev = t
@@ -206,7 +207,7 @@ class ModelWriter:
                 prev = None
         self._recent.add(pairs)
         if self._words is not None:
-            self._words.add(np.array([t for t in tokens if tok.is_word(t)], dtype=np.int64))
+            self._words.add(np.array(words, dtype=np.int64))
 
     def write_bar(self, req: BarRequest, partner: str | None, history: Sequence[str], rng: np.random.Generator,
                   casing: dict[str, str], used_end_words: Sequence[str] = (),
