@@ -234,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("name", choices=["lyrics", "pathstar"], help="what to train")
     train.add_argument("--size", choices=["tiny", "small", "cpu", "paper"],
                        help="lyrics: tiny (seconds, checks the harness) or small (the shipped model; default); "
-                            "pathstar: tiny (default), cpu (a laptop) or paper (G(2,5,50), 6x384 GPT, 200k graphs, for a GPU)")
+                            "pathstar: tiny (default), cpu (a laptop: G(2,3,50), 3x96 GPT, new graphs each epoch, "
+                            "each with both goals; ~10 min an objective) or paper (G(2,5,50), 6x384 GPT, "
+                            "200k graphs, for a GPU)")
     train.add_argument("--objective", choices=["next", "teacherless", "multi", "reverse", "all"],
                        help="lyrics: next, teacherless or multi (default multi); pathstar: next, teacherless, reverse "
                             "or all (default all)")
@@ -248,15 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
                              ("--layers", int, "transformer layers"), ("--width", int, "embedding width"),
                              ("--heads", int, "attention heads")):
         train.add_argument(flag, type=_number(kind, flag), help=f"{what} (default: the size's)")
-    train.add_argument("--commas", action="store_true", default=None,
+    train.add_argument("--commas", action=argparse.BooleanOptionalAction, default=None,
                        help="pathstar: spell graphs with commas (u , v | ... / s , g = s , a , ... , g)")
-    train.add_argument("--fresh", action="store_true", default=None,
+    train.add_argument("--fresh", action=argparse.BooleanOptionalAction, default=None,
                        help="pathstar: draw --n-train new training graphs every epoch (nothing to memorise)")
-    train.add_argument("--every-goal", action="store_true", default=None,
+    train.add_argument("--every-goal", action=argparse.BooleanOptionalAction, default=None,
                        help="pathstar: each training graph once per goal, side by side in a batch "
                             "(structured samples, Frydenlund 2024)")
-    train.add_argument("--constant-lr", action="store_true", default=None,
-                       help="pathstar: hold the learning rate after warm-up instead of a cosine decay")
+    train.add_argument("--constant-lr", action=argparse.BooleanOptionalAction, default=None,
+                       help="pathstar: hold the learning rate after warm-up instead of a cosine decay "
+                            "(--no-X turns off what a size turns on: the cpu size has --fresh, --every-goal "
+                            "and --constant-lr)")
     train.add_argument("--precision", choices=["bf16", "fp16", "fp32"],
                        help="pathstar on a GPU: bf16 or fp16 autocast, or fp32 (default bf16; CPU runs fp32)")
     train.add_argument("--seed", type=_number(int, "--seed"), default=0, help="data and init seed (default 0)")

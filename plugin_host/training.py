@@ -41,7 +41,7 @@ def _overrides(args, names: dict[str, str] = PATHSTAR_FLAGS) -> dict:
     for arg, field in names.items():
         value = getattr(args, arg, None)
         if value is not None:
-            if isinstance(value, (int, float)) and value <= 0:
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
                 raise UsageError(f"--{arg.replace('_', '-')} must be positive, got {value}")
             out[field] = value
     return out
@@ -128,7 +128,7 @@ def train_lyrics(args) -> None:
         raise UsageError(f"lyrics objectives are {', '.join(lyrics.OBJECTIVES)}, not {objective!r}")
     pathstar_only = [f for f in ("deg", "path_len", "nodes", "n_train", "n_test", "epochs", "commas", "constant_lr",
                                  "fresh", "every_goal", "precision")
-                     if getattr(args, f, None)]
+                     if getattr(args, f, None) is not None]
     if pathstar_only:
         raise UsageError(f"--{pathstar_only[0].replace('_', '-')} is a pathstar option; lyrics trains by --steps")
     overrides = _overrides(args, LYRIC_FLAGS)

@@ -216,3 +216,22 @@ def test_every_goal_training_keeps_a_graph_s_rows_in_one_batch(tmp_path):
     cfg = RunConfig.for_size("tiny", "teacherless", epochs=1, n_train=256, n_test=32, batch=64, every_goal=True)
     record = train(cfg, tmp_path, device="cpu", log=lambda s: None)
     assert record["run"]["every_goal"] and len(record["curve"]) == 1
+
+
+def test_the_cpu_size_is_the_recipe_that_shows_the_split_and_flags_turn_parts_off():
+    from plugin_host.cli import build_parser
+    from plugin_host.training import _overrides
+
+    cpu = RunConfig.for_size("cpu", "teacherless")
+    assert (cpu.deg, cpu.path_len, cpu.nodes, cpu.n_layer, cpu.n_embd) == (2, 3, 50, 3, 96)
+    assert cpu.fresh and cpu.every_goal and cpu.constant_lr
+    args = build_parser().parse_args(["train", "pathstar", "--size", "cpu", "--no-every-goal", "--commas"])
+    plain = RunConfig.for_size("cpu", "teacherless", **_overrides(args))
+    assert not plain.every_goal and plain.fresh and plain.commas  # only what was named changes
+    args = build_parser().parse_args(["train", "pathstar", "--size", "cpu"])
+    assert RunConfig.for_size("cpu", "teacherless", **_overrides(args)) == cpu
+
+
+def test_pathstar_switches_are_refused_for_lyrics_even_when_off(cli):
+    proc = cli("train", "lyrics", "--no-fresh", timeout=60)
+    assert proc.returncode != 0 and "--fresh is a pathstar option" in proc.stderr
