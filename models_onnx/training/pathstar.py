@@ -244,6 +244,16 @@ def evaluate_checkpoint(path: Path, n_test: int, seed: int, device: str = "auto"
     return evaluate(model, run.task, seqs, run.objective)
 
 
+def _save(fig, path: Path) -> None:
+    """Write a figure whole or not at all, and free it."""
+    import matplotlib.pyplot as plt
+
+    tmp = path.with_suffix(".part.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
 def plot_curves(records: dict[str, dict], path: Path, title: str) -> None:
     """Learning curves (exact match and first decision) per objective, as a PNG."""
     import matplotlib
@@ -271,10 +281,7 @@ def plot_curves(records: dict[str, dict], path: Path, title: str) -> None:
                  color="#666666")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    tmp = path.with_suffix(".part.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    _save(fig, path)
 
 
 def plot_nodes(records: dict[str, dict], path: Path, title: str) -> None:
@@ -305,10 +312,7 @@ def plot_nodes(records: dict[str, dict], path: Path, title: str) -> None:
     axes[0][-1].legend(loc="lower right", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    tmp = path.with_suffix(".part.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    _save(fig, path)
 
 
 def train_all(size: str, objectives: list[str], out_dir: Path, device: str = "auto", log=print,
