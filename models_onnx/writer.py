@@ -181,7 +181,7 @@ class ModelWriter:
                  settings: WriterSettings = WriterSettings()):
         self.model, self.critic, self.flow, self.settings = model, critic, flow, settings
         self._recent = PairMemory(settings.memory_bars, settings.repeat_penalty, settings.repeat_cap)
-        counts = getattr(critic, "word_counts", None)  # a critic without a corpus has no yardstick
+        counts = critic.word_counts  # empty for a critic without a corpus: no yardstick, no word memory
         self._words = WordMemory(settings.memory_bars, word_shares(model.tok, counts), settings.word_penalty) \
             if counts and settings.word_penalty else None
 

@@ -85,8 +85,7 @@ def bench_pathstar(size: str = "tiny", from_dir: str | None = None, out: str | N
         import json
 
         records = {o: json.loads((folder / f"{o}.json").read_text()) for o in found}
-        pathstar.plot_curves(records, folder / "curves.png", f"path-star, from {folder}")
-        pathstar.plot_nodes(records, folder / "nodes.png", f"path-star, from {folder}: accuracy at each node")
+        pathstar.plot_run(records, folder, f"path-star, from {folder}")
     else:
         folder = Path(out or f"runs/pathstar-{size}")
         records = _run(pathstar, size, OBJECTIVES, folder, device, 0, {})

@@ -159,7 +159,8 @@ def train(cfg: RunConfig, out_dir: Path, device: str = "auto", log=print) -> dic
     """Train one objective, evaluating on fresh graphs after every epoch.
 
     Writes `out_dir/<objective>.pt` (model, optimiser, configs, curve; resumed from if it
-    exists with the same config, or extended when only `epochs` grew under a constant rate) and `out_dir/<objective>.json` (the learning curve).
+    exists with the same config, or extended when only `epochs` grew under a constant
+    rate) and `out_dir/<objective>.json` (the learning curve).
     Returns the curve record.
     """
     dev = pick_device(device)
@@ -315,16 +316,21 @@ def plot_nodes(records: dict[str, dict], path: Path, title: str) -> None:
     _save(fig, path)
 
 
+def plot_run(records: dict[str, dict], folder: Path, title: str) -> None:
+    """A run folder's two plots: curves.png (whole path, first step) and nodes.png (each node)."""
+    plot_curves(records, folder / "curves.png", title)
+    plot_nodes(records, folder / "nodes.png", title + ": accuracy at each node")
+
+
 def train_all(size: str, objectives: list[str], out_dir: Path, device: str = "auto", log=print,
               **overrides) -> dict[str, dict]:
-    """Train each objective in turn and draw their curves into out_dir/curves.png and nodes.png."""
+    """Train each objective in turn and draw their plots into out_dir (`plot_run`)."""
     records = {}
     for objective in objectives:
         cfg = RunConfig.for_size(size, objective, **overrides)
         records[objective] = train(cfg, out_dir, device=device, log=log)
     cfg = RunConfig.for_size(size, objectives[0], **overrides)
-    title = f"path-star G({cfg.deg},{cfg.path_len},{cfg.nodes}), {cfg.n_layer}x{cfg.n_embd} GPT, {cfg.n_train} graphs"
-    plot_curves(records, out_dir / "curves.png", title)
-    plot_nodes(records, out_dir / "nodes.png", title + ": accuracy at each node")
+    plot_run(records, out_dir, f"path-star G({cfg.deg},{cfg.path_len},{cfg.nodes}), "
+                               f"{cfg.n_layer}x{cfg.n_embd} GPT, {cfg.n_train} graphs")
     return records
 
