@@ -255,6 +255,14 @@ def _save(fig, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _epoch_axis(ax) -> None:
+    """Whole epochs only: a 3-epoch run would otherwise be ticked 1.00, 1.25, ..."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def plot_curves(records: dict[str, dict], path: Path, title: str) -> None:
     """Learning curves (exact match and first decision) per objective, as a PNG."""
     import matplotlib
@@ -273,7 +281,7 @@ def plot_curves(records: dict[str, dict], path: Path, title: str) -> None:
     for ax, name in zip(axes, ("whole path (exact match)", "first step after the source")):
         ax.axhline(1 / deg, color="#999999", ls="--", lw=1)
         ax.set_title(name, fontsize=10)
-        ax.set_xlabel("epoch")
+        _epoch_axis(ax)
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test accuracy")
@@ -306,7 +314,7 @@ def plot_nodes(records: dict[str, dict], path: Path, title: str) -> None:
             ax.plot(epochs, nodes[:, k], color=colours[k - 1], lw=1.4, label="goal" if k == last else f"a{k}")
         ax.axhline(1 / rec["run"]["deg"], color="#999999", ls="--", lw=1)
         ax.set_title(objective, fontsize=10)
-        ax.set_xlabel("epoch")
+        _epoch_axis(ax)
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy at that node")
