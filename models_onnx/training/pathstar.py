@@ -49,7 +49,7 @@ class RunConfig:
     n_layer: int
     n_head: int
     n_embd: int
-    n_train: int
+    n_train: int  # samples an epoch: with every_goal, n_train // deg graphs, each once per goal
     n_test: int
     epochs: int
     batch: int
@@ -339,6 +339,6 @@ def train_all(size: str, objectives: list[str], out_dir: Path, device: str = "au
         records[objective] = train(cfg, out_dir, device=device, log=log)
     cfg = RunConfig.for_size(size, objectives[0], **overrides)
     plot_run(records, out_dir, f"path-star G({cfg.deg},{cfg.path_len},{cfg.nodes}), "
-                               f"{cfg.n_layer}x{cfg.n_embd} GPT, {cfg.n_train} graphs")
+                               f"{cfg.n_layer}x{cfg.n_embd} GPT, {cfg.n_train} samples an epoch")
     return records
 
