@@ -140,11 +140,16 @@ def test_tiny_run_end_to_end_and_resume(tmp_path):
     again = train(cfg, tmp_path, device="cpu", log=logs.append)
     assert "resuming next from epoch 2" in logs and again["curve"] == record_next(tmp_path)
     # more epochs under a constant rate extend the run; under a cosine schedule they start over
-    flat = RunConfig(**{**cfg.__dict__, "constant_lr": True, "epochs": 1})
+    flat = RunConfig(**{**cfg.__dict__, "constant_lr": True, "warmup_steps": 0, "epochs": 1})
     train(flat, tmp_path / "flat", device="cpu", log=logs.append)
     longer = train(RunConfig(**{**flat.__dict__, "epochs": 2}), tmp_path / "flat", device="cpu", log=logs.append)
     assert "extending next from 1 to 2 epochs" in logs and len(longer["curve"]) == 2
     assert longer["run"]["epochs"] == 2
+    # ... and may go on at a new rate (a step schedule by hand); each point keeps its rate
+    lower = train(RunConfig(**{**flat.__dict__, "epochs": 3, "lr": flat.lr / 4}), tmp_path / "flat", device="cpu",
+                  log=logs.append)
+    assert f"next: learning rate {flat.lr:g} -> {flat.lr / 4:g} from epoch 3" in logs
+    assert [p["lr"] for p in lower["curve"]] == [flat.lr, flat.lr, flat.lr / 4] and lower["run"]["lr"] == flat.lr / 4
     train(RunConfig(**{**cfg.__dict__, "epochs": 3}), tmp_path, device="cpu", log=logs.append)
     assert any("trained with other settings: starting over" in line for line in logs)
     # other settings in the same folder start a fresh run

@@ -146,13 +146,16 @@ class _Progress:
 def resumable(saved: dict, wanted: dict) -> bool:
     """Whether a checkpoint trained with `saved` settings can go on as `wanted`.
 
-    The same settings, or the same with more epochs under a constant learning rate (a
-    cosine schedule's length is part of its shape, so it cannot be stretched midway).
+    The same settings; or, under a constant learning rate, more epochs and/or a new rate
+    from the next epoch on (a step schedule set by hand, e.g. a lower rate once a curve
+    flattens). A cosine schedule's length and peak are part of its shape, so they cannot
+    change midway.
     """
     if saved == wanted:
         return True
-    same_but_epochs = {**saved, "epochs": wanted["epochs"]} == wanted
-    return same_but_epochs and wanted["constant_lr"] and wanted["epochs"] > saved["epochs"]
+    free = {"epochs": wanted["epochs"], "lr": wanted["lr"]}
+    return ({**saved, **free} == wanted and saved["constant_lr"] and wanted["constant_lr"]
+            and wanted["epochs"] >= saved["epochs"])
 
 
 def train(cfg: RunConfig, out_dir: Path, device: str = "auto", log=print) -> dict:
@@ -189,6 +192,9 @@ def train(cfg: RunConfig, out_dir: Path, device: str = "auto", log=print) -> dic
             if record["run"]["epochs"] != cfg.epochs:
                 log(f"extending {cfg.objective} from {record['run']['epochs']} to {cfg.epochs} epochs")
                 record["run"]["epochs"] = cfg.epochs
+            if record["run"]["lr"] != cfg.lr:
+                log(f"{cfg.objective}: learning rate {record['run']['lr']:g} -> {cfg.lr:g} from epoch {start_epoch + 1}")
+                record["run"]["lr"] = cfg.lr
             log(f"resuming {cfg.objective} from epoch {start_epoch}")
         else:
             log(f"{ckpt_path} was trained with other settings: starting over")
@@ -221,7 +227,7 @@ def train(cfg: RunConfig, out_dir: Path, device: str = "auto", log=print) -> dic
                 bar.update(step + 1, f"loss {float(total) / (step + 1):.4f}")
         acc = evaluate(model, task, test_seqs, cfg.objective)
         point = {"epoch": epoch + 1, "loss": float(total) / steps_per_epoch, **acc,
-                 "seconds": round(time.time() - t0, 2)}
+                 "lr": opt.param_groups[0]["lr"], "seconds": round(time.time() - t0, 2)}
         record["curve"].append(point)
         log(f"{cfg.objective} epoch {epoch + 1}: loss {point['loss']:.4f}  exact {acc['exact']:.3f}  "
             f"first-step {acc['first']:.3f}  per node {' '.join(f'{a:.2f}' for a in acc['nodes'])}  "
