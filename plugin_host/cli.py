@@ -258,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pathstar: each training graph once per goal, side by side in a batch "
                             "(structured samples, Frydenlund 2024)")
     train.add_argument("--constant-lr", action=argparse.BooleanOptionalAction, default=None,
-                       help="pathstar: hold the learning rate after warm-up instead of a cosine decay "
+                       help="pathstar: hold the learning rate after warm-up instead of a cosine decay; "
+                            "such a run goes on from its checkpoint with more --epochs or a new --lr "
                             "(--no-X turns off what a size turns on: the cpu size has --fresh, --every-goal "
                             "and --constant-lr)")
     train.add_argument("--precision", choices=["bf16", "fp16", "fp32"],
