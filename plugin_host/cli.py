@@ -244,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="lyrics: write each bar from its rhyme word back (r2l, default) or left to right")
     train.add_argument("--steps", type=_number(int, "--steps"), help="lyrics: optimiser steps (default: the size's)")
     for flag, kind, what in (("--deg", int, "arms d"), ("--path-len", int, "nodes on the path, source included"),
-                             ("--nodes", int, "node label range n"), ("--n-train", int, "training samples an epoch (with --every-goal: n/d graphs, each once per goal)"),
+                             ("--nodes", int, "node label range n"),
+                             ("--n-train", int, "training samples an epoch (with --every-goal: n/d graphs, each once per goal)"),
                              ("--n-test", int, "fresh test graphs"), ("--epochs", int, "epochs"),
                              ("--batch", int, "batch size"), ("--lr", float, "AdamW learning rate"),
                              ("--layers", int, "transformer layers"), ("--width", int, "embedding width"),
